@@ -1,0 +1,42 @@
+# make demo: set up and run the demo on the embedded default (local processes, built-in proxy, SQLite).
+# make test: set up everything the tests need (Python deps, Debian packages) and run the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint unit integration system-test system-bench bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
+		(scripts/system-deps.sh python3-venv && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV))
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,postgres]'
+	@touch $(STAMP)
+
+system-test:
+	@scripts/system-deps.sh postgresql
+
+system-bench:
+	@scripts/system-deps.sh haproxy nginx wrk
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+test: $(STAMP) system-test lint
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+bench: $(STAMP) system-bench
+	$(BIN)/python bench/proxy.py
+
+clean:
+	rm -rf $(VENV) .zerodown .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Analysis: judges that turn measurements into pass / fail / inconclusive."""

@@ -1,0 +1,1 @@
+"""The command-line interface: a client of the controller's API."""

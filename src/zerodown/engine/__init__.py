@@ -1,0 +1,1 @@
+"""The rollout engine: reconcile loop, strategies as pure planners, supervision of instances."""

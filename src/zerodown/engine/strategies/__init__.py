@@ -1,0 +1,1 @@
+"""Strategies as pure planners: rolling, blue-green, canary."""

@@ -1,0 +1,1 @@
+"""Metrics providers: per-version request metrics and system resources."""

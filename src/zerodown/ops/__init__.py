@@ -1,0 +1,1 @@
+"""Day-2 operations: logs, monitor, alerts, incidents, backups, DR, autoscaling."""

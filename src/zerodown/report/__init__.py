@@ -1,0 +1,1 @@
+"""The Deployment Operations Report, rendered from the store and measured metrics."""

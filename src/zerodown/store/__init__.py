@@ -1,0 +1,1 @@
+"""The store: services, releases, events, instances and locks (SQLite or PostgreSQL)."""

@@ -1,0 +1,1 @@
+"""Traffic routers: who gets which request (built-in proxy, HAProxy, Kubernetes)."""
