@@ -129,7 +129,9 @@ class Store(Protocol):
 
     def list_services(self) -> list[ServiceRecord]: ...
 
-    def set_desired_state(self, name: ServiceName, desired_state: str) -> ServiceRecord: ...
+    def set_desired_state(self, name: ServiceName, desired_state: str) -> ServiceRecord:
+        """Raises ``NotFoundError`` for an unknown service."""
+        ...
 
     # releases -------------------------------------------------------------------------------
     def create_release(
@@ -142,10 +144,14 @@ class Store(Protocol):
         strategy: str,
         status: ReleaseStatus = ReleaseStatus.PENDING,
     ) -> ReleaseRecord:
-        """Next revision (1, 2, ...) for the service, allocated atomically."""
+        """Next revision (1, 2, ...) for the service, allocated atomically.
+
+        Raises ``NotFoundError`` for an unknown service."""
         ...
 
-    def get_release(self, service: ServiceName, revision: Revision) -> ReleaseRecord: ...
+    def get_release(self, service: ServiceName, revision: Revision) -> ReleaseRecord:
+        """Raises ``NotFoundError`` for an unknown release."""
+        ...
 
     def list_releases(self, service: ServiceName, *, limit: int = 100) -> list[ReleaseRecord]:
         """Newest first."""
@@ -160,7 +166,10 @@ class Store(Protocol):
         reason: str | None = None,
         state: Mapping[str, Any] | None = None,
         finished: bool = False,
-    ) -> ReleaseRecord: ...
+    ) -> ReleaseRecord:
+        """Change the given fields (``state`` replaces the whole mapping); ``finished`` stamps
+        ``finished_at``. Raises ``NotFoundError`` for an unknown release."""
+        ...
 
     # events ---------------------------------------------------------------------------------
     def append_event(
@@ -191,9 +200,13 @@ class Store(Protocol):
 
     def list_instances(
         self, service: ServiceName | None = None, *, states: tuple[str, ...] = ("running",)
-    ) -> list[InstanceRecord]: ...
+    ) -> list[InstanceRecord]:
+        """Instances in any of ``states`` (an empty tuple means every state)."""
+        ...
 
-    def delete_instance(self, instance_id: InstanceId) -> None: ...
+    def delete_instance(self, instance_id: InstanceId) -> None:
+        """Forget an instance; an unknown id is not an error."""
+        ...
 
     # locks ----------------------------------------------------------------------------------
     def acquire_lock(self, name: str, *, owner: str, ttl: float) -> LockRecord:
@@ -201,6 +214,10 @@ class Store(Protocol):
         and it has not expired."""
         ...
 
-    def release_lock(self, name: str, *, owner: str) -> None: ...
+    def release_lock(self, name: str, *, owner: str) -> None:
+        """Release the lock if ``owner`` holds it; otherwise do nothing."""
+        ...
 
-    def get_lock(self, name: str) -> LockRecord | None: ...
+    def get_lock(self, name: str) -> LockRecord | None:
+        """The current holder, or None if the lock is free or has expired."""
+        ...
