@@ -1,0 +1,1 @@
+"""Integration tests of platforms against the real thing (processes, engines)."""
