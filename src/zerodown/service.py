@@ -1,1 +1,328 @@
-"""Use cases: up, deploy, status, history, logs, stop ... the one API behind CLI and HTTP."""
+"""Use cases: up, status, history, events, logs, stop ... the one API behind CLI, HTTP and MCP.
+
+``Zerodown`` holds the store, the platforms, the traffic router and the reconcile loop of one
+controller. The HTTP API calls these methods; so can a Python program that embeds zerodown.
+Methods return frozen dataclasses with a ``to_dict()`` for JSON, and raise only
+``ZerodownError``s.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from zerodown.core.clock import Clock, SystemClock
+from zerodown.core.errors import RefusedError, TemporaryError
+from zerodown.core.state import StateDir
+from zerodown.core.types import ServiceName, Version
+from zerodown.engine.reconciler import ACTIVE_STATUSES, LIVE_STATES, Reconciler, record_to_instance
+from zerodown.ops.logs import LogBook, LogPage
+from zerodown.platforms.base import Platform
+from zerodown.platforms.local import LocalPlatform
+from zerodown.spec import LoadedSpec, parse_spec
+from zerodown.store import open_store
+from zerodown.store.base import EventRecord, ReleaseRecord, ReleaseStatus, Store
+from zerodown.traffic.base import TrafficRouter
+from zerodown.traffic.proxy.client import ProxyRouter
+from zerodown.traffic.proxy.launcher import ensure_proxy
+
+__all__ = ["InstanceView", "ReleaseView", "ServiceView", "Zerodown"]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    revision: int
+    version: str
+    strategy: str
+    status: str
+    reason: str
+    spec_hash: str
+    created_at: str | None
+    finished_at: str | None
+
+    @classmethod
+    def of(cls, release: ReleaseRecord) -> ReleaseView:
+        return cls(
+            revision=int(release.revision),
+            version=str(release.version),
+            strategy=release.strategy,
+            status=str(release.status),
+            reason=release.reason,
+            spec_hash=release.spec_hash,
+            created_at=_iso(release.created_at),
+            finished_at=_iso(release.finished_at),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    id: str
+    revision: int
+    version: str
+    slot: int
+    pid: int | None
+    address: str
+    state: str
+    health: str
+    restarts: int
+    cpu_percent: float | None
+    memory_bytes: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    name: str
+    desired_state: str
+    spec_path: str
+    listen: str | None
+    replicas: int | None
+    release: ReleaseView | None  # the release being rolled out or serving
+    instances: list[InstanceView] = field(default_factory=list)
+
+    @property
+    def ready(self) -> int:
+        return sum(1 for i in self.instances if i.state == "running")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ready"] = self.ready
+        return data
+
+
+def event_to_dict(event: EventRecord) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "service": event.service,
+        "revision": event.revision,
+        "ts": event.ts.isoformat(),
+        "kind": event.kind,
+        "message": event.message,
+        "data": dict(event.data),
+    }
+
+
+class Zerodown:
+    """The use cases of one controller: a store, platforms, a router and a reconcile loop."""
+
+    def __init__(
+        self,
+        *,
+        state: StateDir,
+        store: Store,
+        platforms: dict[str, Platform],
+        router: TrafficRouter | None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.state = state
+        self.store = store
+        self.platforms = platforms
+        self.router = router
+        self.clock = clock or SystemClock()
+        self.logbook = LogBook(state.logs)
+        self.reconciler = Reconciler(
+            store=store, platforms=platforms, router=router, logbook=self.logbook, clock=self.clock
+        )
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def open(
+        cls,
+        state: StateDir,
+        *,
+        store_url: str | None = None,
+        proxy: bool = True,
+        clock: Clock | None = None,
+    ) -> Zerodown:
+        """The embedded default: SQLite (or ``store_url``), local processes, the built-in proxy.
+
+        The proxy is started (detached) if it does not run yet; it outlives this controller.
+        """
+        state.ensure()
+        router: TrafficRouter | None = None
+        if proxy:
+            ensure_proxy(state.path)
+            router = ProxyRouter(state.path)
+        store = open_store(store_url, state_dir=state.path, clock=clock)
+        platforms: dict[str, Platform] = {"local": LocalPlatform(state_dir=state.path, clock=clock)}
+        return cls(state=state, store=store, platforms=platforms, router=router, clock=clock)
+
+    # controller lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the reconcile loop in a background thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self.reconciler.run, name="reconciler", daemon=True
+            )
+            self._thread.start()
+
+    def shutdown(self, *, timeout: float = 10.0) -> None:
+        """Stop the reconcile loop. Instances keep running: a new controller adopts them."""
+        self.reconciler.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.store.close()
+
+    # use cases ------------------------------------------------------------------------------
+    def validate(self, *, spec_text: str, spec_path: str) -> LoadedSpec:
+        return parse_spec(spec_text, filename=spec_path)
+
+    def up(self, *, spec_text: str, spec_path: str, version: str | None = None) -> ReleaseView:
+        """First release of a service (or the first after ``stop``): no strategy needed."""
+        loaded = self.validate(spec_text=spec_text, spec_path=spec_path)
+        spec = loaded.spec
+        if spec.platform not in self.platforms:
+            known = ", ".join(sorted(self.platforms))
+            raise RefusedError(
+                f"platform {spec.platform!r} is not available in this controller (have: {known})"
+            )
+        name = ServiceName(spec.service)
+        owner = f"up-{os.getpid()}-{threading.get_ident()}"
+        self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=30)
+        try:
+            for release in self.store.list_releases(name, limit=5):
+                if release.status in ACTIVE_STATUSES:
+                    raise RefusedError(
+                        f"{name} is already up (revision {release.revision}, "
+                        f"{release.status}); use 'zerodown deploy' to roll out a new version"
+                    )
+            self.store.upsert_service(
+                name, spec_path=str(Path(spec_path).resolve()), spec_text=loaded.text,
+                desired_state="running",
+            )
+            label = version or spec.version or loaded.spec_hash[:8]
+            release = self.store.create_release(
+                name,
+                version=Version(label),
+                spec_text=loaded.text,
+                spec_hash=loaded.spec_hash,
+                strategy="initial",
+            )
+            self.store.append_event(
+                name,
+                revision=release.revision,
+                kind="release.created",
+                message=f"revision {release.revision} ({label}) created by up",
+            )
+        finally:
+            self.store.release_lock(f"deploy:{name}", owner=owner)
+        self.reconciler.wake()
+        return ReleaseView.of(release)
+
+    def stop(self, service: str) -> ServiceView:
+        """Drain and stop every instance of a service; its history stays."""
+        name = ServiceName(service)
+        self.store.get_service(name)
+        self.store.set_desired_state(name, "stopped")
+        self.store.append_event(name, kind="service.stopping", message=f"stop of {name} requested")
+        self.reconciler.wake()
+        return self.status_of(name)
+
+    def services(self) -> list[ServiceView]:
+        return [self.status_of(s.name) for s in self.store.list_services()]
+
+    def status_of(self, service: str, *, resources: bool = False) -> ServiceView:
+        name = ServiceName(service)
+        record = self.store.get_service(name)
+        releases = self.store.list_releases(name, limit=20)
+        current = next((r for r in releases if r.status in ACTIVE_STATUSES), None)
+        shown = current or (releases[0] if releases else None)
+        spec = None
+        if shown is not None:
+            spec = parse_spec(shown.spec_text, filename=record.spec_path).spec
+        instances = []
+        for inst in self.store.list_instances(name, states=(*LIVE_STATES, "crashed")):
+            runtime = self.reconciler.live_runtime(inst.id) or {}
+            usage = None
+            if resources and inst.state in LIVE_STATES:
+                platform = self.platforms.get(inst.platform)
+                usage = platform.resources(record_to_instance(inst)) if platform else None
+            instances.append(
+                InstanceView(
+                    id=inst.id,
+                    revision=int(inst.revision),
+                    version=str(inst.version),
+                    slot=inst.slot,
+                    pid=inst.pid,
+                    address=f"{inst.host}:{inst.port}",
+                    state=inst.state,
+                    health=str(runtime.get("health", "unknown")),
+                    restarts=inst.restarts,
+                    cpu_percent=usage.cpu_percent if usage else None,
+                    memory_bytes=usage.memory_bytes if usage else None,
+                )
+            )
+        instances.sort(key=lambda i: (i.revision, i.slot))
+        return ServiceView(
+            name=name,
+            desired_state=record.desired_state,
+            spec_path=record.spec_path,
+            listen=spec.traffic.listen if spec is not None else None,
+            replicas=spec.replicas if spec is not None else None,
+            release=ReleaseView.of(shown) if shown is not None else None,
+            instances=instances,
+        )
+
+    def history(self, service: str, *, limit: int = 50) -> list[ReleaseView]:
+        name = ServiceName(service)
+        self.store.get_service(name)
+        return [ReleaseView.of(r) for r in self.store.list_releases(name, limit=limit)]
+
+    def events(
+        self, service: str | None = None, *, after_id: int = 0, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        name = ServiceName(service) if service else None
+        if name is not None:
+            self.store.get_service(name)
+        return [event_to_dict(e) for e in self.store.list_events(name, after_id=after_id, limit=limit)]
+
+    def logs(
+        self,
+        service: str,
+        *,
+        offset: int = 0,
+        since: float | None = None,
+        instance: str | None = None,
+        pattern: str | None = None,
+        tail: int | None = None,
+        limit: int = 1000,
+    ) -> LogPage:
+        self.store.get_service(ServiceName(service))
+        return self.logbook.read(
+            service,
+            offset=offset,
+            since=since,
+            instance=instance,
+            pattern=pattern,
+            tail=tail,
+            limit=limit,
+        )
+
+    def wait_for(
+        self, service: str, *, revision: int, timeout: float, poll: float = 0.1
+    ) -> ReleaseView:
+        """Block until a release leaves pending/progressing (in-process use and tests)."""
+        name = ServiceName(service)
+        deadline = time.monotonic() + timeout
+        while True:
+            release = self.store.get_release(name, revision)  # type: ignore[arg-type]
+            if release.status not in (ReleaseStatus.PENDING, ReleaseStatus.PROGRESSING):
+                return ReleaseView.of(release)
+            if time.monotonic() > deadline:
+                raise TemporaryError(f"revision {revision} of {service} did not settle in {timeout:g}s")
+            self.clock.sleep(poll)

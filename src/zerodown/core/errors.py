@@ -39,6 +39,7 @@ __all__ = [
     "SpecProblem",
     "TemporaryError",
     "ZerodownError",
+    "error_from_dict",
 ]
 
 
@@ -171,3 +172,35 @@ class RolledBackError(OperationFailedError):
     """The rollout failed and the previous release was restored."""
 
     code = "rolled_back"
+
+
+def _all_subclasses(cls: type[ZerodownError]) -> list[type[ZerodownError]]:
+    found: list[type[ZerodownError]] = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+def error_from_dict(data: dict[str, Any]) -> ZerodownError:
+    """Rebuild an error sent as ``to_dict()`` (by the HTTP API) on the client side."""
+    code = str(data.get("code", "error"))
+    message = str(data.get("message", "unknown error"))
+    if code == SpecError.code and data.get("problems"):
+        problems = [
+            SpecProblem(
+                file=str(p.get("file", "")),
+                line=p.get("line"),
+                path=str(p.get("field", "")),
+                message=str(p.get("message", "")),
+                column=p.get("column"),
+                hint=p.get("hint"),
+            )
+            for p in data["problems"]
+        ]
+        return SpecError(problems)
+    for cls in _all_subclasses(ZerodownError):
+        if cls.code == code and cls not in (SpecError, TemporaryError, ControllerUnavailableError):
+            return cls(message)
+    if code in (TemporaryError.code, ControllerUnavailableError.code):
+        return ControllerUnavailableError(message)
+    return OperationFailedError(message)

@@ -120,6 +120,20 @@ def _exit_detail(returncode: int) -> str:
     return f"exited with code {returncode}"
 
 
+_SHELL_SYNTAX = re.compile(r"[;&|<>`$()\n\\*?{}\[\]~]|^\s*(exec|cd|export)\b")
+
+
+def shell_line(command: str) -> str:
+    """Prefix a plain command with ``exec`` so the instance's PID is the program itself.
+
+    Then SIGTERM reaches the program directly and its own exit code is reported (not the
+    shell's 143). Commands using shell syntax (pipes, ``&&``, variables ...) run as written.
+    """
+    if _SHELL_SYNTAX.search(command):
+        return command
+    return f"exec {command}"
+
+
 class LocalPlatform:
     """Instances as process groups on this machine, surviving the controller that started them."""
 
@@ -171,7 +185,7 @@ class LocalPlatform:
             ) from exc
         try:
             popen = subprocess.Popen(
-                ["/bin/sh", "-c", request.command],
+                ["/bin/sh", "-c", shell_line(request.command)],
                 cwd=workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
