@@ -1,0 +1,1 @@
+"""Unit tests of the spec package: parsing, models, validation messages, defaults."""
