@@ -202,7 +202,9 @@ class Zerodown:
                         f"{release.status}); use 'zerodown deploy' to roll out a new version"
                     )
             self.store.upsert_service(
-                name, spec_path=str(Path(spec_path).resolve()), spec_text=loaded.text,
+                name,
+                spec_path=str(Path(spec_path).resolve()),
+                spec_text=loaded.text,
                 desired_state="running",
             )
             label = version or spec.version or loaded.spec_hash[:8]
@@ -289,7 +291,9 @@ class Zerodown:
         name = ServiceName(service) if service else None
         if name is not None:
             self.store.get_service(name)
-        return [event_to_dict(e) for e in self.store.list_events(name, after_id=after_id, limit=limit)]
+        return [
+            event_to_dict(e) for e in self.store.list_events(name, after_id=after_id, limit=limit)
+        ]
 
     def logs(
         self,
@@ -324,5 +328,7 @@ class Zerodown:
             if release.status not in (ReleaseStatus.PENDING, ReleaseStatus.PROGRESSING):
                 return ReleaseView.of(release)
             if time.monotonic() > deadline:
-                raise TemporaryError(f"revision {revision} of {service} did not settle in {timeout:g}s")
+                raise TemporaryError(
+                    f"revision {revision} of {service} did not settle in {timeout:g}s"
+                )
             self.clock.sleep(poll)

@@ -9,15 +9,22 @@ rollout can be exercised in milliseconds.
   sleeps on it, which returns at once with the time moved forward.
 * ``FakePlatform``: a ``Platform`` that "runs" instances in a dict; ``crash`` one to simulate a
   failure, ``write_log`` to give it output, and read ``stop_calls`` to see what was stopped.
+* ``RecordingRouter``: a ``TrafficRouter`` that records every routing table applied.
+* ``MemoryStore``: the real SQLite store in memory.
+* ``InlineExecutor`` and ``always_healthy``: deterministic health probing for engine tests.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
+from zerodown.checks.health import HealthProbeConfig, ProbeResult
 from zerodown.core.clock import Clock
 from zerodown.core.errors import InputError, NotFoundError
 from zerodown.core.types import Address, InstanceId, ResourceUsage
@@ -28,8 +35,20 @@ from zerodown.platforms.base import (
     InstanceStatus,
     LogChunk,
 )
+from zerodown.store.sqlite import SqliteStore
+from zerodown.traffic.base import ServiceMetrics, ServiceRoutes
 
-__all__ = ["FakePlatform", "FrozenClock", "StopCall"]
+__all__ = [
+    "FakePlatform",
+    "FrozenClock",
+    "InlineExecutor",
+    "MemoryStore",
+    "RecordingRouter",
+    "StopCall",
+    "always_healthy",
+]
+
+T = TypeVar("T")
 
 
 class FrozenClock:
@@ -235,3 +254,59 @@ class FakePlatform:
         if (mine.pid, mine.started_at) != (instance.pid, instance.started_at):
             return None  # same id, different process: like a reused PID, not ours
         return process
+
+
+class InlineExecutor(Executor):
+    """An ``Executor`` that runs each call at once in the caller's thread.
+
+    Hand it to code that fans work out to threads (health probes) so a test sees results on the
+    very next step, deterministically.
+    """
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # the caller reads it from the future, as with threads
+            future.set_exception(exc)
+        return future
+
+
+class RecordingRouter:
+    """A ``TrafficRouter`` that remembers every table applied, in memory."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.applied: list[ServiceRoutes] = []
+        self.removed: list[str] = []
+        self.drained: list[tuple[str, str]] = []
+        self._tables: dict[str, ServiceRoutes] = {}
+
+    def apply(self, routes: ServiceRoutes) -> None:
+        self.applied.append(routes)
+        self._tables[routes.service] = routes
+
+    def routes(self, service: str) -> ServiceRoutes | None:
+        return self._tables.get(service)
+
+    def drain(self, service: str, backend_id: str, *, timeout: float) -> bool:
+        self.drained.append((service, backend_id))
+        return True
+
+    def remove_service(self, service: str) -> None:
+        self.removed.append(service)
+        self._tables.pop(service, None)
+
+    def metrics(self, service: str) -> ServiceMetrics:
+        return ServiceMetrics(service=service)
+
+
+def MemoryStore(*, clock: Clock | None = None) -> SqliteStore:
+    """A ``Store`` in memory: the SQLite store on ``:memory:``, so it behaves exactly alike."""
+    return SqliteStore(":memory:", clock=clock)
+
+
+def always_healthy(check: HealthProbeConfig, address: Address, **_: Any) -> ProbeResult:
+    """A health prober for tests that treats every instance as healthy."""
+    return ProbeResult(ok=True, detail="ok", latency_s=0.0)
