@@ -207,12 +207,16 @@ class AnalysisSpec(SpecModel):
     interval: PositiveDuration = defaults.DEFAULT_ANALYSIS_INTERVAL_SECONDS
     duration: Duration | None = None
     """Shortest time an analysis observes; None: until ``min_requests`` have arrived."""
+    max_wait: PositiveDuration = defaults.DEFAULT_ANALYSIS_MAX_WAIT_SECONDS
+    """Longest an analysis waits for ``min_requests``; then the verdict is inconclusive."""
     min_requests: MinRequests = defaults.DEFAULT_MIN_REQUESTS
     """Canary requests needed before a verdict."""
     max_error_rate: Fraction = defaults.DEFAULT_MAX_ERROR_RATE
     max_latency_ratio: LatencyRatio = defaults.DEFAULT_MAX_LATENCY_RATIO
     """Largest allowed canary/baseline ratio of the ``latency_quantile`` latency."""
     latency_quantile: LatencyQuantile = defaults.DEFAULT_LATENCY_QUANTILE
+    min_latency_increase: Duration = defaults.DEFAULT_MIN_LATENCY_INCREASE_SECONDS
+    """A latency regression must also exceed the baseline by this much (noise floor)."""
     min_availability: Fraction = defaults.DEFAULT_MIN_AVAILABILITY
     rollback_on_health_check_failure: bool = defaults.DEFAULT_ROLLBACK_ON_HEALTH_CHECK_FAILURE
     alpha: Alpha = defaults.DEFAULT_ALPHA

@@ -77,10 +77,12 @@ class AnalysisOverrides(SpecModel):
     judge: JudgeName | None = None
     interval: PositiveDuration | None = None
     duration: Duration | None = None
+    max_wait: PositiveDuration | None = None
     min_requests: MinRequests | None = None
     max_error_rate: Fraction | None = None
     max_latency_ratio: LatencyRatio | None = None
     latency_quantile: LatencyQuantile | None = None
+    min_latency_increase: Duration | None = None
     min_availability: Fraction | None = None
     rollback_on_health_check_failure: bool | None = None
     alpha: Alpha | None = None
