@@ -17,10 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from zerodown.core.clock import Clock, SystemClock
-from zerodown.core.errors import RefusedError, TemporaryError
+from zerodown.core.errors import InputError, LockHeldError, RefusedError, TemporaryError
 from zerodown.core.state import StateDir
 from zerodown.core.types import ServiceName, Version
-from zerodown.engine.reconciler import ACTIVE_STATUSES, LIVE_STATES, Reconciler, record_to_instance
+from zerodown.engine.reconciler import (
+    ACTIVE_STATUSES,
+    LIVE_STATES,
+    LOCK_TTL,
+    ROLLOUT_STATUSES,
+    Reconciler,
+    record_to_instance,
+)
 from zerodown.ops.logs import LogBook, LogPage
 from zerodown.platforms.base import Platform
 from zerodown.platforms.local import LocalPlatform
@@ -31,7 +38,9 @@ from zerodown.traffic.base import TrafficRouter
 from zerodown.traffic.proxy.client import ProxyRouter
 from zerodown.traffic.proxy.launcher import ensure_proxy
 
-__all__ = ["InstanceView", "ReleaseView", "ServiceView", "Zerodown"]
+__all__ = ["STRATEGY_NAMES", "InstanceView", "ReleaseView", "ServiceView", "Zerodown"]
+
+STRATEGY_NAMES = ("rolling", "blue-green", "canary")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -195,7 +204,7 @@ class Zerodown:
         owner = f"up-{os.getpid()}-{threading.get_ident()}"
         self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=30)
         try:
-            for release in self.store.list_releases(name, limit=5):
+            for release in self.store.list_releases(name, limit=50):
                 if release.status in ACTIVE_STATUSES:
                     raise RefusedError(
                         f"{name} is already up (revision {release.revision}, "
@@ -225,6 +234,179 @@ class Zerodown:
             self.store.release_lock(f"deploy:{name}", owner=owner)
         self.reconciler.wake()
         return ReleaseView.of(release)
+
+    def deploy(
+        self,
+        *,
+        spec_text: str,
+        spec_path: str,
+        version: str | None = None,
+        strategy: str | None = None,
+        who: str = "user",
+        force: bool = False,
+    ) -> ReleaseView:
+        """Create the next release of a running service and roll it out with a strategy."""
+        loaded = self.validate(spec_text=spec_text, spec_path=spec_path)
+        spec = loaded.spec
+        name = ServiceName(spec.service)
+        record = self.store.get_service(name)
+        if record.desired_state != "running":
+            raise RefusedError(f"{name} is stopped; bring it up with 'zerodown up'")
+        chosen = strategy or spec.strategy_name
+        if chosen not in STRATEGY_NAMES:
+            raise InputError(
+                f"unknown strategy {chosen!r}; choose one of {', '.join(STRATEGY_NAMES)}"
+            )
+        if spec.platform not in self.platforms:
+            raise RefusedError(f"platform {spec.platform!r} is not available in this controller")
+        if self.router is None and chosen in ("canary", "blue-green"):
+            raise RefusedError(f"a {chosen} rollout needs the built-in proxy (serve --proxy)")
+        releases = self.store.list_releases(name, limit=50)
+        active = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
+        if active is not None:
+            holder = active.state.get("lock_owner", "someone")
+            raise LockHeldError(
+                f"{name} revision {active.revision} ({active.version}) is being rolled out by "
+                f"{holder}; wait for it, or 'zerodown promote'/'zerodown abort' it"
+            )
+        stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
+        if stable is None:
+            raise RefusedError(f"{name} has no release serving; bring it up with 'zerodown up'")
+        old = parse_spec(stable.spec_text, filename=record.spec_path).spec
+        if old.traffic.listen != spec.traffic.listen:
+            raise RefusedError(
+                f"traffic.listen changes from {old.traffic.listen} to {spec.traffic.listen}: "
+                "a rollout keeps the address; stop and up the service to move it"
+            )
+        self._check_window(spec, force=force)
+        owner = f"{who} (deploy of {version or spec.version or loaded.spec_hash[:8]})"
+        self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=LOCK_TTL)
+        label = version or spec.version or loaded.spec_hash[:8]
+        release = self.store.create_release(
+            name,
+            version=Version(label),
+            spec_text=loaded.text,
+            spec_hash=loaded.spec_hash,
+            strategy=chosen,
+        )
+        release = self.store.update_release(
+            name, release.revision, state={"lock_owner": owner, "requested_by": who}
+        )
+        self.store.upsert_service(
+            name, spec_path=str(Path(spec_path).resolve()), spec_text=loaded.text
+        )
+        self.store.append_event(
+            name,
+            revision=release.revision,
+            kind="release.created",
+            message=f"revision {release.revision} ({label}) created by {who}: {chosen} rollout "
+            f"replacing revision {stable.revision} ({stable.version})",
+        )
+        self.reconciler.wake()
+        return ReleaseView.of(release)
+
+    def _check_window(self, spec: Any, *, force: bool) -> None:
+        deploy = getattr(spec, "deploy", None)
+        if deploy is None:
+            return
+        from zerodown.checks.windows import deploy_allowed
+
+        decision = deploy_allowed(deploy, self.clock.now())
+        if decision.allowed or force:
+            return
+        when = f"; next window opens {decision.next_open.isoformat()}" if decision.next_open else ""
+        raise RefusedError(f"deploy refused: {decision.reason}{when} (use --force to override)")
+
+    def promote(self, service: str, *, full: bool = False, who: str = "user") -> str:
+        """Skip the current pause or analysis (``full``: go straight to 100 %)."""
+        self.store.get_service(ServiceName(service))
+        return self.reconciler.command(service, "promote", full=full, who=who)
+
+    def pause(self, service: str, *, who: str = "user") -> str:
+        self.store.get_service(ServiceName(service))
+        return self.reconciler.command(service, "pause", who=who)
+
+    def resume(self, service: str, *, who: str = "user") -> str:
+        self.store.get_service(ServiceName(service))
+        return self.reconciler.command(service, "resume", who=who)
+
+    def abort(self, service: str, *, reason: str | None = None, who: str = "user") -> str:
+        """Stop the rollout and restore the stable release (the rollback procedure)."""
+        self.store.get_service(ServiceName(service))
+        return self.reconciler.command(service, "abort", reason=reason, who=who)
+
+    def rollback(self, service: str, *, to: int | None = None, who: str = "user") -> str:
+        """Back to an earlier release: abort a rollout in progress; flip to a warm release at
+        once; otherwise roll the earlier release's spec and version out again."""
+        name = ServiceName(service)
+        self.store.get_service(name)
+        releases = self.store.list_releases(name, limit=200)
+        if any(r.status in ROLLOUT_STATUSES for r in releases):
+            if to is not None:
+                raise RefusedError("a rollout is in progress: abort it first, then roll back")
+            return self.abort(service, who=who)
+        stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
+        if stable is None:
+            raise RefusedError(f"{name} has no release serving")
+        if to is None:
+            earlier = [
+                r
+                for r in releases
+                if r.revision < stable.revision
+                and r.status in (ReleaseStatus.SUPERSEDED, ReleaseStatus.ROLLED_BACK)
+                and r.finished_at is not None
+                and r.state.get("weights")
+            ]
+            if not earlier:
+                raise RefusedError(f"{name} has no earlier release that served traffic")
+            target = earlier[0]
+        else:
+            matches = [r for r in releases if r.revision == to]
+            if not matches:
+                raise InputError(f"{name} has no revision {to}")
+            target = matches[0]
+            if target.revision == stable.revision:
+                raise RefusedError(f"revision {to} is the one serving already")
+        try:
+            return self.reconciler.command(service, "flip", revision=target.revision, who=who)
+        except RefusedError:
+            pass  # not warm any more: roll its spec out again
+        release = self.store.create_release(
+            name,
+            version=target.version,
+            spec_text=target.spec_text,
+            spec_hash=target.spec_hash,
+            strategy="rollback",
+        )
+        owner = f"{who} (rollback to revision {target.revision})"
+        self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=LOCK_TTL)
+        self.store.update_release(
+            name, release.revision, state={"lock_owner": owner, "rollback_of": target.revision}
+        )
+        self.store.append_event(
+            name,
+            revision=release.revision,
+            kind="release.created",
+            message=f"revision {release.revision} restores revision {target.revision} "
+            f"({target.version}) by {who}",
+        )
+        self.reconciler.wake()
+        return (
+            f"revision {target.revision} is not warm any more: rolling its spec out again as "
+            f"revision {release.revision}"
+        )
+
+    def release(self, service: str, revision: int) -> dict[str, Any]:
+        """One release with its full rollout state (weights, step, verdicts, timings)."""
+        name = ServiceName(service)
+        matches = [r for r in self.store.list_releases(name, limit=1000) if r.revision == revision]
+        if not matches:
+            raise InputError(f"{service} has no revision {revision}")
+        rel = matches[0]
+        state = {k: v for k, v in rel.state.items() if k not in ("start_metrics",)}
+        if "analysis" in state:
+            state["analysis"] = {k: v for k, v in state["analysis"].items() if k != "snapshot"}
+        return {**ReleaseView.of(rel).to_dict(), "state": state}
 
     def stop(self, service: str) -> ServiceView:
         """Drain and stop every instance of a service; its history stays."""

@@ -88,6 +88,43 @@ def create_app(zd: Zerodown, *, token: str) -> Starlette:
     def get_service(request: Request, body: dict[str, Any]) -> Any:
         return zd.status_of(request.path_params["name"], resources=True).to_dict()
 
+    def deploy(request: Request, body: dict[str, Any]) -> Any:
+        release = zd.deploy(
+            spec_text=_field(body, "spec_text", str),
+            spec_path=_field(body, "spec_path", str),
+            version=body.get("version"),
+            strategy=body.get("strategy"),
+            who=str(body.get("who") or "api"),
+            force=bool(body.get("force", False)),
+        )
+        return JSONResponse({"release": release.to_dict()}, status_code=202)
+
+    def control(action: str) -> Callable[[Request, dict[str, Any]], Any]:
+        def handler(request: Request, body: dict[str, Any]) -> Any:
+            name = request.path_params["name"]
+            who = str(body.get("who") or "api")
+            if action == "promote":
+                message = zd.promote(name, full=bool(body.get("full")), who=who)
+            elif action == "pause":
+                message = zd.pause(name, who=who)
+            elif action == "resume":
+                message = zd.resume(name, who=who)
+            elif action == "abort":
+                message = zd.abort(name, reason=body.get("reason"), who=who)
+            else:
+                to = body.get("to")
+                message = zd.rollback(name, to=int(to) if to is not None else None, who=who)
+            return {"ok": True, "message": message}
+
+        return handler
+
+    def release(request: Request, body: dict[str, Any]) -> Any:
+        try:
+            revision = int(request.path_params["revision"])
+        except ValueError:
+            raise InputError("revision must be an integer") from None
+        return zd.release(request.path_params["name"], revision)
+
     def stop_service(request: Request, body: dict[str, Any]) -> Any:
         return JSONResponse(zd.stop(request.path_params["name"]).to_dict(), status_code=202)
 
@@ -126,6 +163,12 @@ def create_app(zd: Zerodown, *, token: str) -> Starlette:
         Route("/v1/services/{name}", guarded(get_service), methods=["GET"]),
         Route("/v1/services/{name}/stop", guarded(stop_service), methods=["POST"]),
         Route("/v1/services/{name}/releases", guarded(releases), methods=["GET"]),
+        Route("/v1/services/{name}/releases/{revision}", guarded(release), methods=["GET"]),
+        Route("/v1/services/{name}/deploy", guarded(deploy), methods=["POST"]),
+        *[
+            Route(f"/v1/services/{{name}}/{action}", guarded(control(action)), methods=["POST"])
+            for action in ("promote", "pause", "resume", "abort", "rollback")
+        ],
         Route("/v1/services/{name}/logs", guarded(logs), methods=["GET"]),
         Route("/v1/events", guarded(events), methods=["GET"]),
     ]

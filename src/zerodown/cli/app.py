@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -336,6 +337,177 @@ def _wait_stopped(client: ControllerClient, service: str, *, timeout: float) -> 
         if time.monotonic() > deadline:
             raise TemporaryError(f"{service} still has {len(live)} instance(s) after {timeout:g}s")
         time.sleep(0.1)
+
+
+def _who() -> str:
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "user"
+    return f"{user}@{socket.gethostname()}"
+
+
+@app.command()
+def deploy(
+    spec: SpecArg,
+    version: Annotated[str | None, typer.Option(help="Version label of what you deploy.")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="rolling, blue-green or canary (default: the spec's)."),
+    ] = None,
+    watch: Annotated[bool, typer.Option(help="Follow the rollout until it ends.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to follow.")] = 1800.0,
+    force: Annotated[bool, typer.Option(help="Deploy even outside a deployment window.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Roll out a new version of a running service (exit 1 if it is rolled back)."""
+    out = _out(as_json)
+    loaded = load_spec(spec)
+    name = loaded.spec.service
+    with _client() as client:
+        after = _last_event_id(client)
+        result = client.post(
+            f"/v1/services/{name}/deploy",
+            {
+                "spec_path": str(spec.resolve()),
+                "spec_text": loaded.text,
+                "version": version,
+                "strategy": strategy,
+                "who": _who(),
+                "force": force,
+            },
+        )
+        release = result["release"]
+        out.line(
+            f"{name}: revision {release['revision']} ({release['version']}) created: "
+            f"{release['strategy']} rollout"
+        )
+        if not watch:
+            if as_json:
+                out.json({"ok": True, "service": name, "release": release})
+            return
+        if sys.stdout.isatty() and not as_json:
+            final = watch_rollout(client, out, name, release["revision"], timeout)
+        else:
+            final = _follow_release(client, out, name, release["revision"], after, timeout)
+        detail = client.get(f"/v1/services/{name}/releases/{release['revision']}")
+    if as_json:
+        out.json({"ok": final["status"] == "succeeded", "service": name, "release": detail})
+    else:
+        timings = detail["state"].get("timings") or {}
+        extra = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sorted(timings.items()))
+        style = "green" if final["status"] == "succeeded" else "red"
+        out.line(
+            f"revision {final['revision']} {final['status']}: {final['reason']}"
+            + (f" ({extra})" if extra else ""),
+            style,
+        )
+    if final["status"] != "succeeded":
+        raise _Failed(final["reason"] or final["status"])
+
+
+def watch_rollout(
+    client: ControllerClient, out: Output, service: str, revision: int, timeout: float
+) -> dict[str, Any]:
+    """A live view of one rollout until it ends (people at a terminal)."""
+    from rich.live import Live
+
+    from zerodown.cli.render import rollout_view
+
+    started = time.monotonic()
+    after = _last_event_id(client)
+    samples: list[dict[str, Any]] = []
+    with Live(console=out.out, refresh_per_second=4, transient=False) as live:
+        while True:
+            detail = client.get(f"/v1/services/{service}/releases/{revision}")
+            svc = client.get(f"/v1/services/{service}")
+            for event in client.get("/v1/events", service=service, after=after)["events"]:
+                after = event["id"]
+                if event["kind"] == "rollout.sample":
+                    samples = [*samples[-1:], event["data"]]
+            live.update(rollout_view(detail, svc, samples, time.monotonic() - started))
+            if detail["status"] not in ("pending", "progressing", "paused"):
+                return dict(detail)
+            if time.monotonic() - started > timeout:
+                raise TemporaryError(f"{service} revision {revision} still {detail['status']}")
+            time.sleep(0.5)
+
+
+def _control(action: str, service: str, as_json: bool, **body: Any) -> None:
+    out = _out(as_json)
+    with _client() as client:
+        result = client.post(f"/v1/services/{service}/{action}", {"who": _who(), **body})
+    if as_json:
+        out.json(result)
+    else:
+        out.line(f"{service}: {result['message']}")
+
+
+@app.command()
+def promote(
+    service: Annotated[str, typer.Argument(help="Service name.")],
+    full: Annotated[bool, typer.Option(help="Skip every remaining step: go to 100 %.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Go on past the current pause or analysis of a rollout."""
+    _control("promote", service, as_json, full=full)
+
+
+@app.command()
+def pause(
+    service: Annotated[str, typer.Argument(help="Service name.")], as_json: JsonOpt = False
+) -> None:
+    """Hold a rollout where it is (health failures still roll back)."""
+    _control("pause", service, as_json)
+
+
+@app.command()
+def resume(
+    service: Annotated[str, typer.Argument(help="Service name.")], as_json: JsonOpt = False
+) -> None:
+    """Continue a paused rollout (an inconclusive analysis runs again)."""
+    _control("resume", service, as_json)
+
+
+@app.command()
+def abort(
+    service: Annotated[str, typer.Argument(help="Service name.")],
+    reason: Annotated[str | None, typer.Option(help="Why (goes to the event log).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a rollout and restore the stable release."""
+    _control("abort", service, as_json, reason=reason)
+
+
+@app.command()
+def rollback(
+    service: Annotated[str, typer.Argument(help="Service name.")],
+    to: Annotated[int | None, typer.Option(help="Revision to go back to.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Back to an earlier release: instant when it is still warm, else rolled out again."""
+    _control("rollback", service, as_json, to=to)
+
+
+@app.command()
+def load(
+    url: Annotated[str, typer.Argument(help="Where to send requests (your own service).")],
+    rps: Annotated[float, typer.Option(help="Requests per second.")] = 50.0,
+    duration: Annotated[float, typer.Option(help="Seconds.")] = 10.0,
+    concurrency: Annotated[int, typer.Option(help="Connections.")] = 16,
+    count_header: Annotated[
+        str | None, typer.Option(help="Count responses per value of this header.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send bounded synthetic traffic (for canaries and demos); prints what came back."""
+    from zerodown.ops.load import run_load
+
+    out = _out(as_json)
+    stats = run_load(
+        url, rps=rps, duration=duration, concurrency=concurrency, count_header=count_header
+    )
+    if as_json:
+        out.json(stats.to_dict())
+    else:
+        out.load_stats(stats.to_dict())
 
 
 @app.command()

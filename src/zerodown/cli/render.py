@@ -44,6 +44,57 @@ def _mib(value: int | None) -> str:
     return "-" if value is None else f"{value / 1048576:.1f} MiB"
 
 
+def rollout_view(
+    detail: dict[str, Any], svc: dict[str, Any], samples: list[dict[str, Any]], elapsed: float
+) -> Table:
+    """The live rollout view: step, weights, instances, rate, errors and p95 per version, and the
+    judge's last verdict."""
+    state = detail.get("state") or {}
+    weights = state.get("weights") or {}
+    outer = Table.grid(padding=(0, 1))
+    outer.add_row(
+        Text.assemble(
+            (f"revision {detail['revision']} ({detail['version']})", "bold"),
+            f"  {detail['strategy']}  ",
+            _styled(str(detail["status"])),
+            f"  {elapsed:.0f}s",
+        )
+    )
+    outer.add_row(Text(detail.get("reason") or ""))
+    table = Table(box=None, pad_edge=False)
+    for column in ("REVISION", "WEIGHT", "READY", "REQ/S", "ERRORS", "P95"):
+        table.add_column(column)
+    revisions = sorted({int(r) for r in weights} | {i["revision"] for i in svc["instances"]})
+    last = samples[-1]["versions"] if samples else {}
+    first = samples[0]["versions"] if len(samples) > 1 else {}
+    span = samples[-1]["t"] - samples[0]["t"] if len(samples) > 1 else 0.0
+    for rev in revisions:
+        ready = sum(1 for i in svc["instances"] if i["revision"] == rev and i["state"] == "running")
+        total = sum(1 for i in svc["instances"] if i["revision"] == rev)
+        now = last.get(str(rev)) or {}
+        before = first.get(str(rev)) or {}
+        rate = "-"
+        if span > 0 and now and before:
+            rate = f"{(now['requests'] - before['requests']) / span:.1f}"
+        error_rate = now.get("error_rate")
+        p95 = now.get("p95_ms")
+        table.add_row(
+            f"r{rev}",
+            f"{weights.get(str(rev), 0)}",
+            f"{ready}/{total}",
+            rate,
+            "-" if error_rate is None else f"{error_rate * 100:.2f} %",
+            "-" if p95 is None else f"{p95:.1f} ms",
+        )
+    outer.add_row(table)
+    verdicts = state.get("verdicts") or []
+    if verdicts:
+        v = verdicts[-1]
+        style = {"pass": "green", "fail": "red"}.get(v["outcome"], "yellow")
+        outer.add_row(Text(f"judge ({v['judge']}): {v['outcome']}: {v['reason']}", style=style))
+    return outer
+
+
 class Output:
     """Prints either for people (Rich) or for machines (``--json``, one document on stdout)."""
 
@@ -176,6 +227,10 @@ class Output:
                 rel["reason"] or "",
             )
         self.out.print(table)
+
+    def load_stats(self, stats: dict[str, Any]) -> None:
+        for key, value in stats.items():
+            self.out.print(f"{key:>20}: {value}", markup=False)
 
     def log_entries(self, entries: list[dict[str, Any]]) -> None:
         for entry in entries:

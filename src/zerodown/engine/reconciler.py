@@ -1,43 +1,58 @@
 """The reconcile loop: move every service from what is running toward what the store asks for.
 
 One thread runs ``Reconciler.run``; each ``tick`` observes (instance processes, health probes,
-new log lines), decides with small pure functions, acts, and writes every transition to the store
-*before* acting on it, so a controller killed at any point resumes from the store when restarted.
+new log lines), lets the active rollout's strategy decide (``strategies/``), writes the decision
+to the store, and only then acts: starts and retires instances to match each revision's target
+and applies the routing table. A controller killed at any point resumes from the store.
 
-What the store asks for, per service:
+Per service, the store says:
 
-- ``desired_state == "stopped"``: drain and stop every instance, remove the routes, mark the
-  current release ``stopped``.
-- the newest release ``pending``/``progressing`` with no release serving yet (``zerodown up``):
-  start ``replicas`` instances, wait until each is healthy, route traffic, mark it ``succeeded``;
-  an instance that does not become healthy within the startup grace fails the release.
-- a ``succeeded`` release: keep ``replicas`` healthy instances: a crashed instance is restarted by
-  the spec's restart policy (``maxRestarts`` within ``restartWindow``); an unhealthy one is taken
-  out of rotation until it recovers.
+- ``desired_state == "stopped"``: every target is 0; routes are removed; the release serving is
+  marked ``stopped`` once the last instance is gone.
+- the newest release ``pending``/``progressing``/``paused`` is the *rollout*; the newest
+  ``succeeded`` one is the *stable* release. The rollout's strategy sets per-revision targets
+  and weights in the rollout's persisted state. When it succeeds, the stable release becomes
+  ``superseded`` (kept warm for the strategy's delay); when it fails, the automatic rollback
+  procedure restores the stable release (weights back first, then the new instances go),
+  verifies its health and notifies.
+- a ``succeeded`` release with no rollout keeps ``replicas`` healthy instances: a crashed
+  instance is restarted by the spec's restart policy; an unhealthy one leaves rotation until it
+  recovers.
 
 Instances found in the store at start are *adopted* (same PID and start time) rather than
-restarted, and the routes they were serving are kept as they are.
+restarted; the data plane kept serving them meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from zerodown.analysis import judge_for
+from zerodown.analysis.base import AnalysisInput, Outcome, Verdict
 from zerodown.checks.health import HealthProbeConfig, HealthTracker, ProbeResult, probe
 from zerodown.core.clock import Clock, SystemClock
-from zerodown.core.errors import ZerodownError
+from zerodown.core.errors import RefusedError, TemporaryError, ZerodownError
 from zerodown.core.types import Address, InstanceId, Revision, ServiceName, Version
+from zerodown.engine.metrics_window import counters_went_back, version_window
+from zerodown.engine.strategies import STRATEGIES, group_of
+from zerodown.engine.strategies.common import health_guard
 from zerodown.ops.logs import LogBook
 from zerodown.platforms.base import Instance, InstanceRequest, InstanceState, Platform
-from zerodown.spec import LoadedSpec, ServiceSpec, parse_spec
+from zerodown.spec import ServiceSpec, parse_spec
+from zerodown.spec.defaults import default_canary_steps
+from zerodown.spec.models import AnalysisSpec
 from zerodown.store.base import (
     InstanceRecord,
     ReleaseRecord,
@@ -45,15 +60,18 @@ from zerodown.store.base import (
     ServiceRecord,
     Store,
 )
-from zerodown.traffic.base import Backend, ServiceRoutes, TrafficRouter
+from zerodown.traffic.base import Backend, MatchRule, ServiceMetrics, ServiceRoutes, TrafficRouter
 
-__all__ = ["LIVE_STATES", "Reconciler"]
+__all__ = ["ACTIVE_STATUSES", "LIVE_STATES", "ROLLOUT_STATUSES", "Reconciler"]
 
 log = logging.getLogger(__name__)
 
 LIVE_STATES: tuple[str, ...] = ("starting", "running", "unhealthy")
-ACTIVE_STATUSES = (ReleaseStatus.PENDING, ReleaseStatus.PROGRESSING, ReleaseStatus.SUCCEEDED)
-STABLE_GROUP = "stable"
+ROLLOUT_STATUSES = (ReleaseStatus.PENDING, ReleaseStatus.PROGRESSING, ReleaseStatus.PAUSED)
+ACTIVE_STATUSES = (*ROLLOUT_STATUSES, ReleaseStatus.SUCCEEDED)
+LOCK_TTL = 120.0
+MAX_VERDICTS = 30
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
 
 @dataclass
@@ -65,12 +83,26 @@ class _Runtime:
     next_probe: float = 0.0
     probe: Future[ProbeResult] | None = None
     ready: bool = False  # has been healthy at least once: may receive traffic
+    ready_at: float = 0.0  # monotonic time it first became healthy
+    retiring: Future[None] | None = None  # being drained and stopped
+    gone: bool = False
 
 
 @dataclass
 class _ServiceRuntime:
-    restarts: dict[int, deque[float]] = field(default_factory=dict)  # slot -> restart times
+    restarts: dict[tuple[int, int], deque[float]] = field(default_factory=dict)
     applied_routes: ServiceRoutes | None = None
+    applied_preview: ServiceRoutes | None = None
+    commands: list[_Command] = field(default_factory=list)
+
+
+@dataclass
+class _Command:
+    name: str
+    args: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: str = ""
+    error: str = ""
 
 
 def instance_to_record(instance: Instance, *, state: str, restarts: int = 0) -> InstanceRecord:
@@ -104,7 +136,7 @@ def record_to_instance(record: InstanceRecord) -> Instance:
         pid=record.pid,
         started_at=record.started_at,
         log_path=Path(record.log_path) if record.log_path else None,
-        meta={str(k): str(v) for k, v in record.meta.items()},
+        meta={str(k): str(v) for k, v in record.meta.items() if k not in ("exit_code",)},
     )
 
 
@@ -141,6 +173,8 @@ class Reconciler:
         owner: str | None = None,
         prober: Callable[..., ProbeResult] = probe,
         executor: Executor | None = None,
+        notifier: Callable[[ServiceSpec, dict[str, Any]], None] | None = None,
+        crash_hook: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.platforms = platforms
@@ -149,6 +183,9 @@ class Reconciler:
         self.clock = clock or SystemClock()
         self.tick_interval = tick_interval
         self.owner = owner or f"controller-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.notifier = notifier
+        # Called with a label at each persisted transition; tests inject a crash there.
+        self.crash_hook = crash_hook
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._runtimes: dict[InstanceId, _Runtime] = {}
@@ -156,6 +193,8 @@ class Reconciler:
         self._specs: dict[tuple[ServiceName, Revision], ServiceSpec] = {}
         self._prober = prober
         self._probes = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
+        self._stoppers = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="stop")
+        self._commands_lock = threading.Lock()
         self._adopted = False
 
     # lifecycle ------------------------------------------------------------------------------
@@ -177,6 +216,19 @@ class Reconciler:
                 log.exception("reconcile tick failed")
             self.clock.sleep(self.tick_interval, self._wakeup)
         self._probes.shutdown(wait=False, cancel_futures=True)
+        self._stoppers.shutdown(wait=False, cancel_futures=True)
+
+    def command(self, service: str, name: str, *, timeout: float = 15.0, **args: Any) -> str:
+        """Hand a user command (promote, pause, resume, abort, flip) to the loop; wait for it."""
+        cmd = _Command(name, args)
+        with self._commands_lock:
+            self._services.setdefault(ServiceName(service), _ServiceRuntime()).commands.append(cmd)
+        self.wake()
+        if not cmd.done.wait(timeout):
+            raise TemporaryError(f"the controller did not take '{name}' within {timeout:g}s")
+        if cmd.error:
+            raise RefusedError(cmd.error)
+        return cmd.result
 
     # the tick -------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -192,14 +244,17 @@ class Reconciler:
 
     def adopt_all(self) -> None:
         """Take over instances recorded by an earlier controller, if they are still the same."""
-        for record in self.store.list_instances(None, states=LIVE_STATES):
+        for record in self.store.list_instances(None, states=(*LIVE_STATES, "stopping")):
             platform = self.platforms.get(record.platform)
             instance = record_to_instance(record)
             spec = self._spec_for(record.service, record.revision)
             if platform is not None and spec is not None and platform.adopt(instance):
                 runtime = _Runtime(record, self._tracker(spec, adopted=True))
-                runtime.ready = record.state == "running"
+                runtime.ready = record.state in ("running", "stopping")
+                runtime.ready_at = self.clock.monotonic() - 3600 if runtime.ready else 0.0
                 self._runtimes[record.id] = runtime
+                if record.state == "stopping":  # it was being retired: finish that
+                    self._set_state(record, "running")
                 self.store.append_event(
                     record.service,
                     revision=record.revision,
@@ -208,7 +263,7 @@ class Reconciler:
                     data={"instance": record.id, "pid": record.pid},
                 )
             else:
-                self._set_state(record, "crashed")
+                self.store.save_instance(replace(record, state="crashed"))
                 self.store.append_event(
                     record.service,
                     revision=record.revision,
@@ -220,46 +275,36 @@ class Reconciler:
     def reconcile_service(self, service: ServiceRecord) -> None:
         name = service.name
         srt = self._services.setdefault(name, _ServiceRuntime())
-        live = [rt for rt in self._runtimes.values() if rt.record.service == name]
-        self._observe(live)
-        live = [rt for rt in self._runtimes.values() if rt.record.service == name]
-        self._collect_logs(live)
+        self._finish_retirements(name)
+        self._observe(self._live(name))
+        self._collect_logs(self._live(name))
 
-        releases = self.store.list_releases(name, limit=20)
-        active = next((r for r in releases if r.status in ACTIVE_STATUSES), None)
-
+        releases = self.store.list_releases(name, limit=50)
+        rollout = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
+        stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
+        self._take_commands(name, srt, rollout, stable)
         if service.desired_state == "stopped":
-            self._stop_service(service, active, live, srt)
+            self._stop_service(service, releases, srt)
             return
-        if active is None:
-            return
-        spec = self._spec_for(name, active.revision)
-        if spec is None:
-            return
-        if active.status == ReleaseStatus.PENDING:
-            active = self.store.update_release(
-                name, active.revision, status=ReleaseStatus.PROGRESSING, reason="starting instances"
-            )
-            self.store.append_event(
-                name,
-                revision=active.revision,
-                kind="release.progressing",
-                message=f"revision {active.revision} ({active.version}): starting "
-                f"{spec.replicas} instance(s)",
-            )
-        self._keep_replicas(service, active, spec, live, srt)
-        active = self.store.get_release(name, active.revision)
-        if active.status not in ACTIVE_STATUSES:
-            return
-        live = [rt for rt in self._runtimes.values() if rt.record.service == name]
-        if active.status == ReleaseStatus.PROGRESSING:
-            self._progress_initial(active, spec, live)
-        self._apply_routes(name, spec, srt)
+        if rollout is not None:
+            self._drive(service, rollout, stable)
+            releases = self.store.list_releases(name, limit=50)
+            rollout = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
+            stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
+        retiring = self._maintain_instances(service, releases, rollout, srt)
+        self._apply_routes(name, releases, rollout, stable, srt)
+        for rt in retiring:
+            self._retire(rt)
 
     # observing ------------------------------------------------------------------------------
+    def _live(self, name: ServiceName) -> list[_Runtime]:
+        return [rt for rt in self._runtimes.values() if rt.record.service == name and not rt.gone]
+
     def _observe(self, live: list[_Runtime]) -> None:
         now = self.clock.monotonic()
         for rt in live:
+            if rt.retiring is not None:
+                continue
             record = rt.record
             platform = self.platforms[record.platform]
             status = platform.status(record_to_instance(record))
@@ -292,13 +337,16 @@ class Reconciler:
         if spec is None:
             return
         if rt.probe is not None and rt.probe.done():
-            result = rt.probe.result()
+            try:
+                result = rt.probe.result()
+            except Exception as exc:  # a prober must not raise; treat it as a failed probe
+                result = ProbeResult(ok=False, detail=f"probe error: {exc}", latency_s=0.0)
             rt.probe = None
-            before = rt.tracker.state
+            before = str(rt.tracker.state)
             rt.tracker.observe(result, now)
-            after = rt.tracker.state
+            after = str(rt.tracker.state)
             if after != before or (after == "healthy" and not rt.ready):
-                self._health_changed(rt, before, after, result)
+                self._health_changed(rt, before, after, result, now)
         elif rt.probe is None and now >= rt.next_probe:
             rt.next_probe = now + spec.health_check.interval
             env = {"PORT": str(rt.record.port), "HOST": rt.record.host}
@@ -306,9 +354,13 @@ class Reconciler:
                 self._prober, probe_config(spec), Address(rt.record.host, rt.record.port), env=env
             )
 
-    def _health_changed(self, rt: _Runtime, before: str, after: str, result: ProbeResult) -> None:
+    def _health_changed(
+        self, rt: _Runtime, before: str, after: str, result: ProbeResult, now: float
+    ) -> None:
         record = rt.record
         if after == "healthy":
+            if not rt.ready:
+                rt.ready_at = now
             rt.ready = True
             self._set_state(record, "running")
             kind, message = "instance.healthy", f"{record.id} is healthy"
@@ -350,41 +402,472 @@ class Reconciler:
                 ts=self.clock.now().timestamp(),
             )
 
-    # acting ---------------------------------------------------------------------------------
-    def _keep_replicas(
+    # user commands --------------------------------------------------------------------------
+    def _take_commands(
+        self,
+        name: ServiceName,
+        srt: _ServiceRuntime,
+        rollout: ReleaseRecord | None,
+        stable: ReleaseRecord | None,
+    ) -> None:
+        with self._commands_lock:
+            commands, srt.commands = srt.commands, []
+        for cmd in commands:
+            try:
+                cmd.result = self._apply_command(name, cmd, rollout, stable)
+            except _Refused as exc:
+                cmd.error = str(exc)
+            finally:
+                cmd.done.set()
+            # Commands change statuses: read again for the next one.
+            releases = self.store.list_releases(name, limit=50)
+            rollout = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
+            stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
+
+    def _apply_command(
+        self,
+        name: ServiceName,
+        cmd: _Command,
+        rollout: ReleaseRecord | None,
+        stable: ReleaseRecord | None,
+    ) -> str:
+        if cmd.name == "flip":
+            return self._flip_to(name, int(cmd.args["revision"]), stable, str(cmd.args["who"]))
+        if rollout is None:
+            raise _Refused(f"{name} has no rollout in progress")
+        state = copy.deepcopy(dict(rollout.state))
+        if state.get("phase") == "rolling_back":
+            raise _Refused(f"revision {rollout.revision} is already rolling back")
+        who = str(cmd.args.get("who", "user"))
+        if cmd.name == "promote":
+            state["promote"] = True
+            if cmd.args.get("full"):
+                state["promote_full"] = True
+            state.pop("paused", None)
+            message = f"promote requested by {who}"
+        elif cmd.name == "pause":
+            state["paused"] = {"reason": f"paused by {who}", "kind": "user"}
+            message = f"paused by {who}"
+        elif cmd.name == "resume":
+            paused = state.pop("paused", None)
+            if paused is None:
+                raise _Refused(f"revision {rollout.revision} is not paused")
+            if paused.get("kind") == "step":
+                state["promote"] = True
+            message = f"resumed by {who}"
+        elif cmd.name == "abort":
+            reason = str(cmd.args.get("reason") or f"aborted by {who}")
+            self._begin_rollback(state, reason, None)
+            message = reason
+        else:
+            raise _Refused(f"unknown command {cmd.name!r}")
+        status = ReleaseStatus.PAUSED if state.get("paused") else ReleaseStatus.PROGRESSING
+        reason_text = state["paused"]["reason"] if state.get("paused") else message
+        self.store.update_release(
+            name, rollout.revision, state=state, status=status, reason=reason_text
+        )
+        self.store.append_event(
+            name, revision=rollout.revision, kind=f"rollout.{cmd.name}", message=message
+        )
+        return message
+
+    def _flip_to(
+        self, name: ServiceName, revision: int, stable: ReleaseRecord | None, who: str
+    ) -> str:
+        """Instant rollback: route to a warm earlier release and make it the stable one."""
+        target = self.store.get_release(name, Revision(revision))
+        ready = [
+            rt
+            for rt in self._live(name)
+            if rt.record.revision == revision and rt.ready and rt.retiring is None
+        ]
+        spec = self._spec_for(name, target.revision)
+        if spec is None or len(ready) < spec.replicas:
+            raise _Refused(f"revision {revision} is not warm any more")
+        started = time.monotonic()
+        state = copy.deepcopy(dict(target.state))
+        state["weights"] = {str(revision): 100}
+        state.pop("retire_at", None)
+        self.store.update_release(
+            name,
+            target.revision,
+            status=ReleaseStatus.SUCCEEDED,
+            reason=f"restored by {who} (instant rollback)",
+            state=state,
+        )
+        if stable is not None and stable.revision != revision:
+            old = copy.deepcopy(dict(stable.state))
+            stable_spec = self._spec_for(name, stable.revision)
+            delay = 0.0
+            if stable_spec is not None and stable_spec.strategy.blue_green is not None:
+                delay = stable_spec.strategy.blue_green.scale_down_delay_seconds
+            old["retire_at"] = self.clock.now().timestamp() + delay
+            self.store.update_release(
+                name,
+                stable.revision,
+                status=ReleaseStatus.ROLLED_BACK,
+                reason=f"rolled back by {who} to revision {revision}",
+                state=old,
+                finished=True,
+            )
+        srt = self._services.setdefault(name, _ServiceRuntime())
+        releases = self.store.list_releases(name, limit=50)
+        new_stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
+        self._apply_routes(name, releases, None, new_stable, srt)
+        seconds = time.monotonic() - started
+        self.store.append_event(
+            name,
+            revision=target.revision,
+            kind="release.restored",
+            message=f"traffic back on revision {revision} in {seconds * 1000:.1f} ms ({who})",
+            data={"rollback_s": seconds},
+        )
+        return f"revision {revision} serves all traffic again ({seconds * 1000:.1f} ms)"
+
+    # rollouts -------------------------------------------------------------------------------
+    def _drive(
+        self, service: ServiceRecord, rollout: ReleaseRecord, stable: ReleaseRecord | None
+    ) -> None:
+        name = service.name
+        spec = self._spec_for(name, rollout.revision)
+        if spec is None:
+            return
+        original = copy.deepcopy(dict(rollout.state))
+        state = copy.deepcopy(original)
+        status = rollout.status
+        if status == ReleaseStatus.PENDING or "started" not in state:
+            state.setdefault("started", self.clock.now().timestamp())
+            state["stable"] = stable.revision if stable is not None else None
+            snapshot = self._metrics(name)
+            if snapshot is not None:
+                state["start_metrics"] = snapshot.to_dict()
+                if stable is not None:
+                    state["baseline_latency"] = self._lifetime_latency(
+                        snapshot, stable.revision, spec.analysis
+                    )
+            status = ReleaseStatus.PROGRESSING
+        stable_rev = state.get("stable")
+        if stable_rev is not None and (stable is None or stable.revision != stable_rev):
+            # The release this rollout replaces is no longer serving (stopped or replaced).
+            stable_rev = stable.revision if stable is not None else None
+            state["stable"] = stable_rev
+        ctx = _Context(self, service, rollout, spec, state, stable_rev)
+        lock = state.get("lock_owner")
+        if lock:
+            # Taken over after expiry? The rollout itself is still ours to finish.
+            with contextlib.suppress(ZerodownError):
+                self.store.acquire_lock(f"deploy:{name}", owner=str(lock), ttl=LOCK_TTL)
+        if state.get("phase") == "rolling_back":
+            self._advance_rollback(ctx)
+        elif state.get("paused", {}).get("kind") == "user":
+            health_guard(ctx)
+        else:
+            strategy = STRATEGIES[rollout.strategy]
+            if state.get("promote_full") and rollout.strategy == "canary" and stable_rev:
+                state["step"] = len(spec.canary_steps or default_canary_steps())
+                state["phase"] = "steps"
+                state.pop("analysis", None)
+                state.pop("promote_full", None)
+            strategy(ctx)
+        self._sample(ctx)
+        outcome = state.pop("outcome", None)
+        if outcome is not None:
+            self._finish(ctx, outcome)
+            return
+        if state.get("paused"):
+            status = ReleaseStatus.PAUSED
+            reason = str(state["paused"]["reason"])
+        else:
+            status = ReleaseStatus.PROGRESSING
+            reason = self._progress_reason(ctx)
+        if state != original or status != rollout.status or reason != rollout.reason:
+            self.store.update_release(
+                name, rollout.revision, status=status, reason=reason, state=state
+            )
+            self._hook(f"{rollout.strategy}:{state.get('phase')}:{state.get('step', '')}")
+        for kind, message, data in ctx.events:
+            self.store.append_event(
+                name, revision=rollout.revision, kind=kind, message=message, data=data
+            )
+
+    def _progress_reason(self, ctx: _Context) -> str:
+        state = ctx.state
+        phase = state.get("phase") or "starting"
+        weights = state.get("weights") or {}
+        new_weight = weights.get(str(ctx.new), 0)
+        total = sum(int(v) for v in weights.values()) or 1
+        share = round(100 * int(new_weight) / total)
+        if phase == "rolling_back":
+            return f"rolling back: {state['rollback']['reason']}"
+        if phase == "steps":
+            steps = len(ctx.spec.canary_steps or default_canary_steps())
+            return f"step {min(int(state.get('step', 0)) + 1, steps)}/{steps}, {share} % traffic"
+        return f"{phase}, {share} % traffic on the new release"
+
+    def _begin_rollback(self, state: dict[str, Any], reason: str, verdict: Verdict | None) -> None:
+        state["phase"] = "rolling_back"
+        state["rollback"] = {
+            "reason": reason,
+            "started": self.clock.now().timestamp(),
+            "started_mono": time.monotonic(),
+            "verdict": verdict.to_dict() if verdict is not None else None,
+        }
+        state.pop("analysis", None)
+        state.pop("paused", None)
+        state.pop("promote", None)
+
+    def _advance_rollback(self, ctx: _Context) -> None:
+        """The seed's rollback procedure: stop the rollout, restore the previous version,
+        verify its health, notify."""
+        state = ctx.state
+        rb = state["rollback"]
+        stable = ctx.stable
+        if stable is None:
+            ctx.set_targets({ctx.new: 0})
+            if ctx.live(ctx.new) == 0:
+                state["outcome"] = {"status": "failed", "reason": rb["reason"]}
+            return
+        if not rb.get("switched"):
+            ctx.set_targets({stable: ctx.replicas, ctx.new: ctx.live(ctx.new)})
+            ready = ctx.ready(stable)
+            waited = ctx.now - float(rb["started"])
+            if ready >= ctx.replicas or (
+                ready > 0 and waited > ctx.spec.health_check.startup_grace
+            ):
+                ctx.set_weights({stable: 100, ctx.new: 0}, measure="rollback")
+                rb["switched"] = True
+                ctx.emit(
+                    "rollback.switched",
+                    f"traffic back on revision {stable} ({ready} instance(s) ready)",
+                )
+            elif not rb.get("waiting_noted"):
+                rb["waiting_noted"] = True
+                ctx.emit(
+                    "rollback.waiting",
+                    f"waiting for revision {stable} to be healthy before switching back "
+                    f"({ready}/{ctx.replicas} ready)",
+                )
+            return
+        ctx.set_targets({stable: ctx.replicas, ctx.new: 0})
+        if ctx.live(ctx.new) > 0:
+            return
+        healthy = ctx.ready(stable)
+        waited = ctx.now - float(rb["started"])
+        if healthy < ctx.replicas and waited < ctx.spec.health_check.startup_grace + 30:
+            return
+        rb["verified"] = f"{healthy}/{ctx.replicas} instances of revision {stable} healthy"
+        state["outcome"] = {"status": "rolled_back", "reason": rb["reason"]}
+
+    def _finish(self, ctx: _Context, outcome: dict[str, Any]) -> None:
+        name = ctx.service.name
+        state = ctx.state
+        status = ReleaseStatus(outcome["status"])
+        reason = str(outcome["reason"])
+        state["finished"] = self.clock.now().timestamp()
+        state["duration_s"] = state["finished"] - float(state.get("started", state["finished"]))
+        state.pop("analysis", None)
+        state.pop("paused", None)
+        recorded = self._record_latency(ctx)
+        if recorded:
+            state["recorded"] = recorded
+        if status == ReleaseStatus.SUCCEEDED:
+            state["weights"] = {str(ctx.new): 100}
+            stable = ctx.stable
+            if stable is not None:
+                old = self.store.get_release(name, Revision(stable))
+                old_state = copy.deepcopy(dict(old.state))
+                old_state["retire_at"] = self.clock.now().timestamp() + float(
+                    outcome.get("retire_after", 0.0)
+                )
+                self.store.update_release(
+                    name,
+                    old.revision,
+                    status=ReleaseStatus.SUPERSEDED,
+                    reason=f"replaced by revision {ctx.new}",
+                    state=old_state,
+                    finished=True,
+                )
+        self.store.update_release(
+            name, ctx.release.revision, status=status, reason=reason, state=state, finished=True
+        )
+        self._hook(f"{ctx.release.strategy}:finished:{status}")
+        for event_kind, event_message, event_data in ctx.events:
+            self.store.append_event(
+                name,
+                revision=ctx.release.revision,
+                kind=event_kind,
+                message=event_message,
+                data=event_data,
+            )
+        data: dict[str, Any] = {
+            "status": str(status),
+            "reason": reason,
+            "duration_s": state["duration_s"],
+            "timings": state.get("timings", {}),
+        }
+        if "rollback" in state:
+            data["verdict"] = state["rollback"].get("verdict")
+            data["verified"] = state["rollback"].get("verified")
+        kind = {
+            ReleaseStatus.SUCCEEDED: "release.succeeded",
+            ReleaseStatus.ROLLED_BACK: "release.rolled_back",
+            ReleaseStatus.FAILED: "release.failed",
+        }[status]
+        self.store.append_event(
+            name,
+            revision=ctx.release.revision,
+            kind=kind,
+            message=f"revision {ctx.new} ({ctx.release.version}) {status}: {reason}",
+            data=data,
+        )
+        lock = state.get("lock_owner")
+        if lock:
+            self.store.release_lock(f"deploy:{name}", owner=str(lock))
+        if self.notifier is not None:
+            payload = {
+                "service": name,
+                "revision": ctx.new,
+                "version": ctx.release.version,
+                "strategy": ctx.release.strategy,
+                **data,
+            }
+            try:
+                self.notifier(ctx.spec, payload)
+            except Exception:  # notification must never break the loop
+                log.exception("notification failed")
+
+    def _sample(self, ctx: _Context) -> None:
+        """During a rollout, record per-version traffic figures at the analysis interval."""
+        state = ctx.state
+        now = ctx.now
+        if now < float(state.get("next_sample", 0)):
+            return
+        state["next_sample"] = now + ctx.spec.analysis.interval
+        current = self._metrics(ctx.service.name)
+        if current is None or "start_metrics" not in state:
+            return
+        start = ServiceMetrics.from_dict(state["start_metrics"])
+        if counters_went_back(current, start):
+            return
+        delta = current.delta(start)
+        versions: dict[str, Any] = {}
+        for revision in filter(None, (ctx.stable, ctx.new)):
+            group = delta.group(group_of(revision))
+            p95 = group.latency.quantile(0.95)
+            versions[str(revision)] = {
+                "requests": group.requests,
+                "errors": group.errors,
+                "error_rate": group.error_rate,
+                "p95_ms": p95 * 1000 if p95 is not None else None,
+                "weight": (state.get("weights") or {}).get(str(revision), 0),
+                "ready": ctx.ready(revision),
+            }
+        ctx.emit("rollout.sample", "traffic sample", t=now, versions=versions)
+
+    def _metrics(self, name: ServiceName) -> ServiceMetrics | None:
+        if self.router is None:
+            return None
+        try:
+            return self.router.metrics(name)
+        except ZerodownError:
+            return None
+
+    def _lifetime_latency(
+        self, snapshot: ServiceMetrics, revision: int, config: AnalysisSpec
+    ) -> float | None:
+        group = snapshot.groups.get(group_of(revision))
+        if group is None or group.requests == 0:
+            return None
+        return group.latency.quantile(QUANTILES[config.latency_quantile])
+
+    def _record_latency(self, ctx: _Context) -> dict[str, Any] | None:
+        """The new release's figures over the rollout, kept as a baseline for the next one."""
+        current = self._metrics(ctx.service.name)
+        if current is None or "start_metrics" not in ctx.state:
+            return None
+        start = ServiceMetrics.from_dict(ctx.state["start_metrics"])
+        if counters_went_back(current, start):
+            return None
+        group = current.delta(start).group(group_of(ctx.new))
+        if group.requests == 0:
+            return None
+        return {
+            "requests": group.requests,
+            "error_rate": group.error_rate,
+            **{name: group.latency.quantile(q) for name, q in QUANTILES.items()},
+        }
+
+    # instances ------------------------------------------------------------------------------
+    def _targets(
+        self, releases: list[ReleaseRecord], rollout: ReleaseRecord | None
+    ) -> dict[int, int | None]:
+        """Instances wanted per revision; None means 'keep what runs, start nothing'."""
+        now = self.clock.now().timestamp()
+        rollout_targets = dict(rollout.state.get("targets") or {}) if rollout else {}
+        targets: dict[int, int | None] = {}
+        for release in releases:
+            rev = int(release.revision)
+            if str(rev) in rollout_targets:
+                targets[rev] = int(rollout_targets[str(rev)])
+            elif release.status == ReleaseStatus.SUCCEEDED:
+                spec = self._spec_for(release.service, release.revision)
+                targets[rev] = spec.replicas if spec is not None else 0
+            elif release.status in ROLLOUT_STATUSES:
+                targets[rev] = 0
+            else:
+                retire_at = release.state.get("retire_at")
+                targets[rev] = None if retire_at is not None and now < float(retire_at) else 0
+        return targets
+
+    def _maintain_instances(
         self,
         service: ServiceRecord,
-        release: ReleaseRecord,
-        spec: ServiceSpec,
-        live: list[_Runtime],
+        releases: list[ReleaseRecord],
+        rollout: ReleaseRecord | None,
         srt: _ServiceRuntime,
-    ) -> None:
-        """Start an instance for every slot of ``release`` that has none (by restart policy)."""
-        have = {rt.record.slot for rt in live if rt.record.revision == release.revision}
-        crashed = {
-            r.slot: r
-            for r in self.store.list_instances(service.name, states=("crashed",))
-            if r.revision == release.revision
-        }
-        if release.status == ReleaseStatus.PROGRESSING and crashed:
-            first = next(iter(crashed.values()))
-            mine = [rt for rt in live if rt.record.revision == release.revision]
-            self._fail_release(
-                release,
-                mine,
-                f"{first.id} exited with code {first.meta.get('exit_code')} before it became "
-                "healthy",
+    ) -> list[_Runtime]:
+        """Start missing instances and pick extra ones to retire; returns those to retire."""
+        targets = self._targets(releases, rollout)
+        by_revision = {int(r.revision): r for r in releases}
+        live = self._live(service.name)
+        crashed = self.store.list_instances(service.name, states=("crashed",))
+        retire: list[_Runtime] = []
+        for rev, release in by_revision.items():
+            target = targets.get(rev, 0)
+            mine = sorted(
+                (rt for rt in live if rt.record.revision == rev and rt.retiring is None),
+                key=lambda rt: rt.record.slot,
             )
-            return
-        for slot in range(spec.replicas):
-            if slot in have:
+            dead = [c for c in crashed if c.revision == rev]
+            if target is None:
+                for record in dead:
+                    self.store.delete_instance(record.id)
                 continue
-            previous = crashed.get(slot)
-            if previous is not None and not self._may_restart(
-                service, release, spec, previous, srt
-            ):
+            if len(mine) > target:
+                retire.extend(mine[target:])
+                mine = mine[:target]
+            spec = self._spec_for(service.name, release.revision)
+            if spec is None:
                 continue
-            self._start_instance(service, release, spec, slot, previous)
+            have = {rt.record.slot for rt in mine}
+            dead_by_slot = {c.slot: c for c in dead}
+            for record in dead:
+                if record.slot >= target:
+                    self.store.delete_instance(record.id)
+                    self.logbook.forget(service.name, record.id)
+            for slot in range(target):
+                if slot in have:
+                    continue
+                previous = dead_by_slot.get(slot)
+                if previous is not None and not self._may_restart(
+                    service, release, spec, previous, srt
+                ):
+                    continue
+                self._start_instance(service, release, spec, slot, previous)
+        for rt in live:  # instances of releases no longer listed at all
+            if rt.retiring is None and int(rt.record.revision) not in by_revision:
+                retire.append(rt)
+        return retire
 
     def _may_restart(
         self,
@@ -394,13 +877,15 @@ class Reconciler:
         previous: InstanceRecord,
         srt: _ServiceRuntime,
     ) -> bool:
+        if release.status in ROLLOUT_STATUSES:
+            return False  # during a rollout a crash is a health failure: the strategy decides
         policy = spec.run.restart
         if policy == "never":
             return False
         if policy == "on-failure" and previous.meta.get("exit_code") == 0:
             return False
         now = self.clock.monotonic()
-        history = srt.restarts.setdefault(previous.slot, deque())
+        history = srt.restarts.setdefault((int(previous.revision), previous.slot), deque())
         while history and now - history[0] > spec.run.restart_window:
             history.popleft()
         if len(history) >= spec.run.max_restarts:
@@ -459,121 +944,204 @@ class Reconciler:
             data={"instance": record.id, "pid": record.pid, "port": record.port, "slot": slot},
         )
 
-    def _progress_initial(
-        self, release: ReleaseRecord, spec: ServiceSpec, live: list[_Runtime]
-    ) -> None:
-        mine = [rt for rt in live if rt.record.revision == release.revision]
-        failed = [rt for rt in mine if rt.tracker.state == "unhealthy" and not rt.ready]
-        if failed:
-            rt = failed[0]
-            reason = (
-                f"{rt.record.id} did not become healthy within its startup grace "
-                f"({spec.health_check.startup_grace:g}s)"
-            )
-            self._fail_release(release, mine, reason)
+    def _retire(self, rt: _Runtime) -> None:
+        """Drain (no new requests, in-flight ones finish) and stop, off the loop's thread."""
+        if rt.retiring is not None:
             return
-        ready = [rt for rt in mine if rt.ready]
-        if len(ready) >= spec.replicas:
-            self.store.update_release(
-                release.service,
-                release.revision,
-                status=ReleaseStatus.SUCCEEDED,
-                reason=f"{len(ready)}/{spec.replicas} instances healthy",
-                finished=True,
-            )
-            self.store.append_event(
-                release.service,
-                revision=release.revision,
-                kind="release.succeeded",
-                message=f"revision {release.revision} ({release.version}) is serving with "
-                f"{len(ready)} healthy instance(s)",
-            )
-
-    def _fail_release(self, release: ReleaseRecord, mine: list[_Runtime], reason: str) -> None:
-        self.store.update_release(
-            release.service,
-            release.revision,
-            status=ReleaseStatus.FAILED,
-            reason=reason,
-            finished=True,
-        )
-        self.store.append_event(
-            release.service, revision=release.revision, kind="release.failed", message=reason
-        )
-        for rt in mine:
-            self._stop_instance(rt, grace=self._grace(rt))
-        for record in self.store.list_instances(release.service, states=("crashed",)):
-            if record.revision == release.revision:
-                self.store.delete_instance(record.id)
-
-    def _stop_service(
-        self,
-        service: ServiceRecord,
-        active: ReleaseRecord | None,
-        live: list[_Runtime],
-        srt: _ServiceRuntime,
-    ) -> None:
-        if live:
-            if self.router is not None and srt.applied_routes is not None:
-                self.router.remove_service(service.name)
-                srt.applied_routes = None
-            with ThreadPoolExecutor(max_workers=max(1, min(8, len(live)))) as pool:
-                list(pool.map(lambda rt: self._stop_instance(rt, grace=self._grace(rt)), live))
-        for record in self.store.list_instances(service.name, states=("crashed",)):
-            self.store.delete_instance(record.id)
-        if active is not None:
-            self.store.update_release(
-                service.name,
-                active.revision,
-                status=ReleaseStatus.STOPPED,
-                reason="service stopped",
-                finished=True,
-            )
-            self.store.append_event(
-                service.name,
-                revision=active.revision,
-                kind="service.stopped",
-                message=f"{service.name} stopped ({len(live)} instance(s))",
-            )
-
-    def _stop_instance(self, rt: _Runtime, *, grace: float) -> None:
         record = rt.record
         self._probe_cancel(rt)
-        platform = self.platforms[record.platform]
         self._set_state(record, "stopping")
-        status = platform.stop(record_to_instance(record), grace=grace)
-        self._collect_logs([rt])
-        self._runtimes.pop(record.id, None)
-        self.store.delete_instance(record.id)
-        self.logbook.forget(record.service, record.id)
-        self.store.append_event(
-            record.service,
-            revision=record.revision,
-            kind="instance.stopped",
-            message=f"stopped {record.id} (exit code {status.exit_code})",
-            data={"instance": record.id, "exit_code": status.exit_code},
-        )
+        grace = self._grace(rt)
+        drain_timeout = min(grace, 30.0)
 
-    def _apply_routes(self, name: ServiceName, spec: ServiceSpec, srt: _ServiceRuntime) -> None:
+        def work() -> None:
+            if self.router is not None and rt.ready:
+                # Out of the table either way; stopping is still right if draining failed.
+                with contextlib.suppress(ZerodownError):
+                    self.router.drain(record.service, record.id, timeout=drain_timeout)
+            status = self.platforms[record.platform].stop(record_to_instance(record), grace=grace)
+            rt.record = replace(rt.record, meta={**rt.record.meta, "exit_code": status.exit_code})
+
+        rt.retiring = self._stoppers.submit(work)
+
+    def _finish_retirements(self, name: ServiceName) -> None:
+        for rt in list(self._runtimes.values()):
+            if rt.record.service != name or rt.retiring is None or not rt.retiring.done():
+                continue
+            record = rt.record
+            error = rt.retiring.exception()
+            self._collect_logs([rt])
+            self._runtimes.pop(record.id, None)
+            self.store.delete_instance(record.id)
+            self.logbook.forget(record.service, record.id)
+            exit_code = record.meta.get("exit_code")
+            self.store.append_event(
+                record.service,
+                revision=record.revision,
+                kind="instance.stopped",
+                message=f"drained and stopped {record.id} (exit code {exit_code})"
+                + (f"; {error}" if error else ""),
+                data={"instance": record.id, "exit_code": exit_code},
+            )
+
+    def _stop_service(
+        self, service: ServiceRecord, releases: list[ReleaseRecord], srt: _ServiceRuntime
+    ) -> None:
+        name = service.name
+        live = self._live(name)
+        if self.router is not None and srt.applied_routes is not None:
+            self.router.remove_service(name)
+            srt.applied_routes = None
+        if self.router is not None and srt.applied_preview is not None:
+            self.router.remove_service(srt.applied_preview.service)
+            srt.applied_preview = None
+        for rt in live:
+            self._retire(rt)
+        if any(rt.retiring is not None for rt in self._live(name)):
+            return
+        for record in self.store.list_instances(name, states=("crashed",)):
+            self.store.delete_instance(record.id)
+        for release in releases:
+            if release.status in ACTIVE_STATUSES:
+                self.store.update_release(
+                    name,
+                    release.revision,
+                    status=ReleaseStatus.STOPPED,
+                    reason="service stopped",
+                    finished=True,
+                )
+                self.store.append_event(
+                    name,
+                    revision=release.revision,
+                    kind="service.stopped",
+                    message=f"{name} stopped",
+                )
+                lock = release.state.get("lock_owner")
+                if lock:
+                    self.store.release_lock(f"deploy:{name}", owner=str(lock))
+
+    # routes ---------------------------------------------------------------------------------
+    def _apply_routes(
+        self,
+        name: ServiceName,
+        releases: list[ReleaseRecord],
+        rollout: ReleaseRecord | None,
+        stable: ReleaseRecord | None,
+        srt: _ServiceRuntime,
+    ) -> None:
         if self.router is None:
             return
-        backends = tuple(
-            Backend(id=rt.record.id, address=Address(rt.record.host, rt.record.port))
-            for rt in sorted(self._runtimes.values(), key=lambda r: (r.record.slot, r.record.id))
-            if rt.record.service == name and rt.ready and rt.tracker.state != "unhealthy"
-        )
+        anchor = stable or rollout
+        if anchor is None:
+            return
+        spec = self._spec_for(name, anchor.revision)
+        if spec is None:
+            return
+        groups: dict[str, list[Backend]] = {}
+        for rt in sorted(self._live(name), key=lambda r: (r.record.revision, r.record.slot)):
+            if rt.ready and rt.retiring is None and str(rt.tracker.state) != "unhealthy":
+                groups.setdefault(group_of(int(rt.record.revision)), []).append(
+                    Backend(id=rt.record.id, address=Address(rt.record.host, rt.record.port))
+                )
+        source = rollout if rollout is not None else stable
+        raw = dict((source.state.get("weights") if source is not None else None) or {})
+        if not raw and stable is not None:
+            raw = {str(stable.revision): 100}
+        weights = {group_of(int(rev)): int(w) for rev, w in raw.items()}
+        # Never send traffic to a group that has nobody to serve it: its share goes to the
+        # others (a safety net; strategies only shift weight to ready instances).
+        served = {g: w for g, w in weights.items() if w > 0 and groups.get(g)}
+        if not served and groups:
+            fallback = group_of(int(stable.revision)) if stable is not None else None
+            if fallback not in groups:
+                fallback = max(groups)
+            served = {fallback: 100}
+        rules: tuple[MatchRule, ...] = ()
+        if rollout is not None and rollout.strategy == "canary" and stable is not None:
+            rollout_spec = self._spec_for(name, rollout.revision)
+            matches = getattr(rollout_spec.traffic, "canary_match", ()) if rollout_spec else ()
+            rules = tuple(
+                MatchRule(
+                    group=group_of(int(rollout.revision)),
+                    header=getattr(m, "header", None),
+                    cookie=getattr(m, "cookie", None),
+                    value=str(getattr(m, "value", "")),
+                )
+                for m in matches or ()
+            )
         routes = ServiceRoutes(
             service=name,
             listen=parse_listen(spec.traffic.listen),
-            groups={STABLE_GROUP: backends},
-            weights={STABLE_GROUP: 100},
+            groups={g: tuple(b) for g, b in groups.items()},
+            weights=served,
             sticky=spec.traffic.sticky_sessions,
+            rules=rules,
         )
-        if srt.applied_routes is None and not backends:
+        if srt.applied_routes is None and not groups:
             return
         if routes != srt.applied_routes:
+            started = time.monotonic()
             self.router.apply(routes)
+            took = time.monotonic() - started
             srt.applied_routes = routes
+            self._measured(name, rollout, took)
+        self._apply_preview(name, rollout, groups, srt)
+
+    def _measured(self, name: ServiceName, rollout: ReleaseRecord | None, took: float) -> None:
+        """Record the duration of a switch or rollback that the strategy asked to measure."""
+        if rollout is None:
+            return
+        fresh = self.store.get_release(name, rollout.revision)
+        measure = fresh.state.get("measure")
+        if not measure:
+            return
+        state = copy.deepcopy(dict(fresh.state))
+        state.pop("measure", None)
+        timings = dict(state.get("timings") or {})
+        timings[f"{measure}_apply_s"] = took
+        if measure == "rollback" and "rollback" in state:
+            decided = float(state["rollback"].get("started_mono", time.monotonic()))
+            timings["rollback_s"] = max(time.monotonic() - decided, took)
+        else:
+            timings[f"{measure}_s"] = took
+        state["timings"] = timings
+        self.store.update_release(name, rollout.revision, state=state)
+        self.store.append_event(
+            name,
+            revision=rollout.revision,
+            kind=f"traffic.{measure}",
+            message=f"{measure}: routing table applied in {took * 1000:.2f} ms",
+            data={"seconds": took, **timings},
+        )
+
+    def _apply_preview(
+        self,
+        name: ServiceName,
+        rollout: ReleaseRecord | None,
+        groups: dict[str, list[Backend]],
+        srt: _ServiceRuntime,
+    ) -> None:
+        assert self.router is not None
+        preview: ServiceRoutes | None = None
+        if rollout is not None and rollout.strategy == "blue-green":
+            spec = self._spec_for(name, rollout.revision)
+            bg = spec.strategy.blue_green if spec is not None else None
+            group = group_of(int(rollout.revision))
+            if bg is not None and bg.preview_port and groups.get(group):
+                preview = ServiceRoutes(
+                    service=f"{name}-preview",
+                    listen=Address("127.0.0.1", bg.preview_port),
+                    groups={group: tuple(groups[group])},
+                    weights={group: 100},
+                )
+        if preview == srt.applied_preview:
+            return
+        if preview is None:
+            assert srt.applied_preview is not None
+            self.router.remove_service(srt.applied_preview.service)
+        else:
+            self.router.apply(preview)
+        srt.applied_preview = preview
 
     # helpers --------------------------------------------------------------------------------
     def _spec_for(self, service: ServiceName, revision: Revision) -> ServiceSpec | None:
@@ -584,8 +1152,7 @@ class Reconciler:
                 svc = self.store.get_service(service)
             except ZerodownError:
                 return None
-            loaded: LoadedSpec = parse_spec(release.spec_text, filename=svc.spec_path)
-            self._specs[key] = loaded.spec
+            self._specs[key] = parse_spec(release.spec_text, filename=svc.spec_path).spec
         return self._specs[key]
 
     def _tracker(self, spec: ServiceSpec, *, adopted: bool) -> HealthTracker:
@@ -602,15 +1169,203 @@ class Reconciler:
         return spec.run.stop_grace_seconds if spec is not None else 10.0
 
     def _set_state(self, record: InstanceRecord, state: str) -> None:
-        updated = replace(record, state=state)
-        self.store.save_instance(updated)
         rt = self._runtimes.get(record.id)
+        current = rt.record if rt is not None else record
+        updated = replace(current, state=state)
+        self.store.save_instance(updated)
         if rt is not None:
             rt.record = updated
+
+    def _hook(self, label: str) -> None:
+        if self.crash_hook is not None:
+            self.crash_hook(label)
 
     def live_runtime(self, instance_id: str) -> dict[str, object] | None:
         """Health and readiness of a live instance, for status views."""
         rt = self._runtimes.get(InstanceId(instance_id))
         if rt is None:
             return None
-        return {"health": rt.tracker.state, "ready": rt.ready}
+        return {"health": str(rt.tracker.state), "ready": rt.ready}
+
+
+class _Refused(Exception):
+    """A user command that cannot be applied now (the message says why)."""
+
+
+class _Context:
+    """The ``RolloutContext`` of one rollout during one tick."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        service: ServiceRecord,
+        release: ReleaseRecord,
+        spec: ServiceSpec,
+        state: dict[str, Any],
+        stable: int | None,
+    ) -> None:
+        self._r = reconciler
+        self.service = service
+        self.release = release
+        self.spec = spec
+        self.state = state
+        self.new = int(release.revision)
+        self.stable = stable
+        self.now = reconciler.clock.now().timestamp()
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    @property
+    def replicas(self) -> int:
+        return self.spec.replicas
+
+    def _mine(self, revision: int) -> list[_Runtime]:
+        return [
+            rt
+            for rt in self._r._live(self.service.name)
+            if int(rt.record.revision) == revision and rt.retiring is None
+        ]
+
+    def available(self, revision: int) -> int:
+        min_ready = 0.0
+        if self.spec.strategy.rolling is not None:
+            min_ready = self.spec.strategy.rolling.min_ready_seconds
+        now = self._r.clock.monotonic()
+        return sum(
+            1
+            for rt in self._mine(revision)
+            if rt.ready and str(rt.tracker.state) != "unhealthy" and now - rt.ready_at >= min_ready
+        )
+
+    def ready(self, revision: int) -> int:
+        return sum(
+            1 for rt in self._mine(revision) if rt.ready and str(rt.tracker.state) != "unhealthy"
+        )
+
+    def live(self, revision: int) -> int:
+        return len(self._mine(revision))
+
+    def failing(self) -> list[str]:
+        crashed = [
+            f"{r.id} exited with code {r.meta.get('exit_code')}"
+            for r in self._r.store.list_instances(self.service.name, states=("crashed",))
+            if int(r.revision) == self.new
+        ]
+        unhealthy = [
+            f"{rt.record.id} failed its health check ({rt.tracker.last_detail})"
+            for rt in self._mine(self.new)
+            if rt.ready and str(rt.tracker.state) == "unhealthy"
+        ]
+        return crashed + unhealthy
+
+    def never_healthy(self) -> list[str]:
+        return [
+            str(rt.record.id)
+            for rt in self._mine(self.new)
+            if not rt.ready and str(rt.tracker.state) == "unhealthy"
+        ]
+
+    def set_targets(self, targets: dict[int, int]) -> None:
+        self.state["targets"] = {str(k): int(v) for k, v in targets.items()}
+
+    def set_weights(self, weights: dict[int, int], *, measure: str | None = None) -> None:
+        new = {str(k): int(v) for k, v in weights.items()}
+        if new != self.state.get("weights"):
+            self.state["weights"] = new
+            if measure:
+                self.state["measure"] = measure
+
+    def weights(self) -> dict[int, int]:
+        return {int(k): int(v) for k, v in (self.state.get("weights") or {}).items()}
+
+    def start_analysis(self, config: AnalysisSpec, *, label: str) -> None:
+        snapshot = self._r._metrics(self.service.name)
+        self.state["analysis"] = {
+            "label": label,
+            "started": self.now,
+            "next_eval": self.now + config.interval,
+            "config": config.model_dump(mode="json"),
+            "snapshot": snapshot.to_dict() if snapshot is not None else None,
+        }
+        self.emit("analysis.started", f"{label}: measuring (judge {config.judge})")
+
+    def analysis_running(self) -> bool:
+        return "analysis" in self.state
+
+    def stop_analysis(self) -> None:
+        self.state.pop("analysis", None)
+
+    def evaluate_analysis(self) -> Verdict | None:
+        window = self.state.get("analysis")
+        if window is None or self.now < float(window["next_eval"]):
+            return None
+        config = AnalysisSpec.model_validate(window["config"])
+        window["next_eval"] = self.now + config.interval
+        current = self._r._metrics(self.service.name)
+        if current is None:
+            verdict = Verdict(
+                outcome=Outcome.INCONCLUSIVE,
+                reason="no traffic metrics: the controller runs without the data plane",
+                measurements=(),
+                judge=config.judge,
+                requests_needed=config.min_requests,
+            )
+        else:
+            if window.get("snapshot") is None:
+                window["snapshot"] = current.to_dict()
+                return None
+            start = ServiceMetrics.from_dict(window["snapshot"])
+            if counters_went_back(current, start):
+                window["snapshot"] = current.to_dict()
+                window["started"] = self.now
+                self.emit("analysis.reset", "the data plane restarted: measuring again")
+                return None
+            delta = current.delta(start)
+            baseline = None
+            if self.stable is not None:
+                baseline = version_window(delta.group(group_of(self.stable)))
+            data = AnalysisInput(
+                canary=version_window(delta.group(group_of(self.new))),
+                baseline=baseline,
+                recorded_baseline_latency=self.state.get("baseline_latency"),
+                unhealthy_instances=tuple(self.failing()),
+                elapsed=self.now - float(window["started"]),
+            )
+            verdict = judge_for(config.judge).judge(data, config)
+        verdicts = list(self.state.get("verdicts") or [])
+        verdicts.append({"t": self.now, "label": window["label"], **verdict.to_dict()})
+        self.state["verdicts"] = verdicts[-MAX_VERDICTS:]
+        self.emit(
+            "analysis.verdict",
+            f"{window['label']}: {verdict.outcome}: {verdict.reason}",
+            verdict=verdict.to_dict(),
+        )
+        return verdict
+
+    def take_promote(self) -> bool:
+        return bool(self.state.pop("promote", False))
+
+    def pause(self, reason: str, *, kind: str = "step") -> None:
+        if self.state.get("paused", {}).get("reason") != reason:
+            self.emit("rollout.paused", reason)
+        self.state["paused"] = {"reason": reason, "kind": kind}
+
+    def unpause(self) -> None:
+        self.state.pop("paused", None)
+
+    def paused(self) -> bool:
+        return "paused" in self.state
+
+    def succeed(self, reason: str, *, retire_stable_after: float = 0.0) -> None:
+        self.state["outcome"] = {
+            "status": "succeeded",
+            "reason": reason,
+            "retire_after": retire_stable_after,
+        }
+
+    def rollback(self, reason: str, verdict: Verdict | None = None) -> None:
+        self._r._begin_rollback(self.state, reason, verdict)
+        self.emit("rollback.started", f"automatic rollback: {reason}")
+        self._r._advance_rollback(self)
+
+    def emit(self, kind: str, message: str, **data: Any) -> None:
+        self.events.append((kind, message, data))

@@ -115,7 +115,7 @@ def test_up_starts_replicas_routes_them_and_succeeds(world: World) -> None:
     assert len(world.live()) == 3
     table = world.router.routes("web")
     assert table is not None
-    assert len(table.groups["stable"]) == 3 and table.weights == {"stable": 100}
+    assert len(table.groups["r1"]) == 3 and table.weights == {"r1": 100}
     assert world.kinds().count("instance.started") == 3
     assert "release.succeeded" in world.kinds()
 
@@ -168,7 +168,7 @@ def test_crash_after_success_is_restarted_then_given_up_after_max_restarts(world
     assert world.live() == []
     assert "instance.gave_up" in world.kinds()
     assert world.router.routes("web") is not None
-    assert world.router.routes("web").groups["stable"] == ()  # type: ignore[union-attr]
+    assert world.router.routes("web").groups.get("r1", ()) == ()  # type: ignore[union-attr]
 
 
 def test_restart_never_leaves_the_slot_down(world: World) -> None:
@@ -189,14 +189,14 @@ def test_unhealthy_instance_leaves_rotation_and_returns_when_healthy(tmp_path: P
     w = World(tmp_path, prober)
     w.up(replicas=1)
     w.ticks(4)
-    assert len(w.router.routes("web").groups["stable"]) == 1  # type: ignore[union-attr]
+    assert len(w.router.routes("web").groups["r1"]) == 1  # type: ignore[union-attr]
     healthy["ok"] = False
     w.ticks(6)
-    assert w.router.routes("web").groups["stable"] == ()  # type: ignore[union-attr]
+    assert w.router.routes("web").groups.get("r1", ()) == ()  # type: ignore[union-attr]
     assert "instance.unhealthy" in w.kinds()
     healthy["ok"] = True
     w.ticks(4)
-    assert len(w.router.routes("web").groups["stable"]) == 1  # type: ignore[union-attr]
+    assert len(w.router.routes("web").groups["r1"]) == 1  # type: ignore[union-attr]
 
 
 def test_stop_removes_routes_and_stops_every_instance(world: World) -> None:
