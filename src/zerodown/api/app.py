@@ -8,6 +8,7 @@ from the error tree; the HTTP status follows the error's kind.
 from __future__ import annotations
 
 import hmac
+import logging
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,6 +29,8 @@ from zerodown.core.errors import (
 from zerodown.service import Zerodown
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -65,6 +68,12 @@ def create_app(zd: Zerodown, *, token: str) -> Starlette:
                 result = await run_in_threadpool(fn, request, body)
             except ZerodownError as exc:
                 return error_response(exc)
+            except Exception as exc:  # a bug: the traceback to the log, JSON to the client
+                log.exception("%s %s failed", request.method, request.url.path)
+                return JSONResponse(
+                    {"error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}},
+                    status_code=500,
+                )
             if isinstance(result, Response):
                 return result
             return JSONResponse(result)

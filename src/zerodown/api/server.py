@@ -57,6 +57,7 @@ def serve(
     assert token is not None
     sock = bind(host, port)
     actual_host, actual_port = sock.getsockname()[:2]
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     zd = Zerodown.open(state, store_url=store_url, proxy=proxy)
     app = create_app(zd, token=token)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")

@@ -120,6 +120,8 @@ class Output:
             self.out.print(Text(message, style=style))
 
     def event(self, event: dict[str, Any]) -> None:
+        if event["kind"] == "rollout.sample":
+            return  # figures for the live view and the report, not a line for people
         if self.as_json:
             sys.stdout.write(json.dumps(event, default=str) + "\n")
             sys.stdout.flush()

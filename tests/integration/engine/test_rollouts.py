@@ -1,0 +1,243 @@
+"""Rollouts for real: controller, proxy and instances as processes, with bounded load running.
+
+Each test brings v1 up, starts a bounded open-loop load through the proxy, deploys v2 with one
+strategy, and checks how the rollout ended and what clients saw. The rollout itself must cause
+no client-side failure: no connection error, no timeout, no 502/503/504 from the proxy. Only a
+bad version's own 500s are allowed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.zerodown import EXAMPLES, Controller, free_port
+from zerodown.ops.load import LoadStats, run_load
+
+FAST_ANALYSIS = """\
+analysis:
+  interval: 300ms
+  minRequests: 30
+  maxWait: 20s
+"""
+
+
+def spec_text(
+    *,
+    port: int,
+    strategy: str,
+    env: dict[str, str] | None = None,
+    replicas: int = 2,
+    extra: str = "",
+) -> str:
+    env_block = ""
+    if env:
+        env_block = "env:\n" + "".join(f'  {k}: "{v}"\n' for k, v in env.items())
+    import sys
+
+    return (
+        "service: shop\n"
+        "run:\n"
+        f"  command: {sys.executable} app.py\n"
+        f"  workdir: {EXAMPLES}\n"
+        "  stopGraceSeconds: 5s\n"
+        f"replicas: {replicas}\n"
+        f"{env_block}"
+        "healthCheck:\n"
+        "  http: {path: /healthz}\n"
+        "  interval: 200ms\n"
+        "  timeout: 150ms\n"
+        "  failureThreshold: 2\n"
+        "  startupGrace: 10s\n"
+        "traffic:\n"
+        f"  listen: 127.0.0.1:{port}\n"
+        f"{FAST_ANALYSIS}"
+        f"strategy:\n{strategy}"
+        f"{extra}"
+    )
+
+
+CANARY = "  canary:\n    steps: [{setWeight: 20}, {analysis: {}}, {setWeight: 60}, {analysis: {}}, {setWeight: 100}]\n"  # noqa: E501
+BLUE_GREEN = "  blueGreen: {autoPromote: true, scaleDownDelaySeconds: 30}\n"
+ROLLING = "  rolling: {maxSurge: 1, maxUnavailable: 0, minReadySeconds: 0.5}\n"
+
+
+class Load:
+    """A bounded load in a background thread (at most ``duration`` seconds)."""
+
+    def __init__(self, url: str, *, rps: float = 120, duration: float = 60) -> None:
+        self.stop = threading.Event()
+        self.stats: LoadStats | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(url, rps, duration), daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, url: str, rps: float, duration: float) -> None:
+        self.stats = run_load(
+            url, rps=rps, duration=duration, concurrency=8, stop=self.stop,
+            count_header="X-Version",
+        )
+
+    def finish(self) -> LoadStats:
+        self.stop.set()
+        self._thread.join(timeout=30)
+        assert self.stats is not None
+        return self.stats
+
+
+@contextmanager
+def service_under_load(controller: Controller, tmp_path: Path, strategy: str,
+                       **kw: Any) -> Iterator[tuple[Path, Load, int]]:
+    env = controller.env
+    port = free_port()
+    v1 = tmp_path / "v1.yaml"
+    v1.write_text(spec_text(port=port, strategy=strategy, **kw))
+    result = env.cli("up", str(v1), "--version", "v1")
+    assert result.code == 0, result.stderr
+    load = Load(f"http://127.0.0.1:{port}/")
+    try:
+        yield v1, load, port
+    finally:
+        load.finish()
+
+
+def assert_no_rollout_failures(stats: LoadStats) -> None:
+    assert stats.connection_errors == 0, stats.to_dict()
+    assert stats.timeouts == 0, stats.to_dict()
+    proxy_errors = {code: n for code, n in stats.by_status.items() if code in (502, 503, 504)}
+    assert not proxy_errors, stats.to_dict()
+
+
+def deploy(controller: Controller, tmp_path: Path, text: str, version: str,
+           *extra: str) -> tuple[int, dict[str, Any]]:
+    spec = tmp_path / f"{version}.yaml"
+    spec.write_text(text)
+    result = controller.env.cli("deploy", str(spec), "--version", version, "--json", *extra,
+                                timeout=180)
+    return result.code, result.json() if result.stdout.strip() else {"stderr": result.stderr}
+
+
+@pytest.mark.parametrize("strategy", [CANARY, BLUE_GREEN, ROLLING],
+                         ids=["canary", "blue-green", "rolling"])
+def test_a_good_version_is_promoted(controller: Controller, tmp_path: Path,
+                                    strategy: str) -> None:
+    with service_under_load(controller, tmp_path, strategy) as (_, load, port):
+        code, out = deploy(controller, tmp_path, spec_text(port=port, strategy=strategy), "v2")
+        stats = load.finish()
+    assert code == 0, out
+    assert out["release"]["status"] == "succeeded"
+    assert_no_rollout_failures(stats)
+    assert stats.by_class.get("5xx", 0) == 0
+    assert set(stats.header_counts) <= {"v1", "v2"} and stats.header_counts.get("v2", 0) > 0
+    status = controller.env.cli("status", "shop", "--json").json()
+    live_revisions = {i["revision"] for i in status["instances"] if i["state"] == "running"}
+    assert 2 in live_revisions and status["release"]["revision"] == 2
+
+
+def test_an_erroring_canary_is_rolled_back(controller: Controller, tmp_path: Path) -> None:
+    with service_under_load(controller, tmp_path, CANARY) as (_, load, port):
+        bad = spec_text(port=port, strategy=CANARY, env={"ERROR_RATE": "0.3"})
+        code, out = deploy(controller, tmp_path, bad, "v2")
+        stats = load.finish()
+    assert code == 1
+    release = out["release"]
+    assert release["status"] == "rolled_back"
+    assert "error rate" in release["reason"]
+    assert release["state"]["timings"]["rollback_s"] < 1.0
+    assert_no_rollout_failures(stats)
+    status = controller.env.cli("status", "shop", "--json").json()
+    assert status["release"]["revision"] == 1
+    assert {i["revision"] for i in status["instances"]} == {1}
+
+
+def test_a_slow_version_is_rolled_back_by_blue_green(controller: Controller,
+                                                     tmp_path: Path) -> None:
+    with service_under_load(controller, tmp_path, BLUE_GREEN) as (_, load, port):
+        slow = spec_text(port=port, strategy=BLUE_GREEN, env={"LATENCY_MS": "60"})
+        code, out = deploy(controller, tmp_path, slow, "v2")
+        stats = load.finish()
+    assert code == 1
+    release = out["release"]
+    assert release["status"] == "rolled_back"
+    assert "p95" in release["reason"] or "latency" in release["reason"]
+    timings = release["state"]["timings"]
+    assert timings["switch_s"] < 1.0 and timings["rollback_s"] < 1.0
+    assert_no_rollout_failures(stats)
+    assert stats.by_class.get("5xx", 0) == 0
+
+
+SLOW_CANARY = "  canary:\n    steps: [{setWeight: 20}, {pause: {duration: 5s}}, {setWeight: 100}]\n"
+SLOW_ROLLING = "  rolling: {maxSurge: 1, maxUnavailable: 0, minReadySeconds: 4}\n"
+
+
+@pytest.mark.parametrize("strategy", [SLOW_CANARY, SLOW_ROLLING], ids=["canary", "rolling"])
+def test_a_version_whose_health_check_fails_is_rolled_back(
+    controller: Controller, tmp_path: Path, strategy: str
+) -> None:
+    with service_under_load(controller, tmp_path, strategy) as (_, load, port):
+        sick = spec_text(port=port, strategy=strategy, env={"HEALTH": "fail-after:1"})
+        code, out = deploy(controller, tmp_path, sick, "v2")
+        stats = load.finish()
+    assert code == 1
+    assert out["release"]["status"] == "rolled_back"
+    assert "health check failed" in out["release"]["reason"]
+    assert_no_rollout_failures(stats)
+
+
+def test_second_deploy_is_refused_naming_the_holder_and_promote_ends_a_pause(
+    controller: Controller, tmp_path: Path
+) -> None:
+    env = controller.env
+    paused = "  canary:\n    steps: [{setWeight: 30}, {pause: {}}, {setWeight: 100}]\n"
+    with service_under_load(controller, tmp_path, paused) as (_, load, port):
+        spec = tmp_path / "v2.yaml"
+        spec.write_text(spec_text(port=port, strategy=paused))
+        started = env.cli("deploy", str(spec), "--version", "v2", "--no-watch")
+        assert started.code == 0, started.stderr
+
+        from tests.fixtures.zerodown import wait_until
+
+        def paused_now() -> bool:
+            history = env.cli("history", "shop", "--json").json()["releases"]
+            return bool(history[0]["status"] == "paused")
+
+        wait_until(paused_now, timeout=30, what="the rollout to pause")
+        again = env.cli("deploy", str(spec), "--version", "v3")
+        assert again.code == 3
+        assert "being rolled out by" in again.stderr and "@" in again.stderr
+        assert env.cli("promote", "shop").code == 0
+
+        def done() -> bool:
+            history = env.cli("history", "shop", "--json").json()["releases"]
+            return bool(history[0]["status"] == "succeeded")
+
+        wait_until(done, timeout=30, what="the rollout to finish after promote")
+        stats = load.finish()
+    assert_no_rollout_failures(stats)
+
+
+def test_manual_rollback_to_a_warm_release_is_a_weight_flip(
+    controller: Controller, tmp_path: Path
+) -> None:
+    env = controller.env
+    with service_under_load(controller, tmp_path, BLUE_GREEN) as (_, load, port):
+        code, out = deploy(controller, tmp_path, spec_text(port=port, strategy=BLUE_GREEN), "v2")
+        assert code == 0, out
+        result = env.cli("rollback", "shop", "--json")
+        assert result.code == 0, result.stderr
+        assert "serves all traffic again" in result.json()["message"]
+        stats = load.finish()
+    assert_no_rollout_failures(stats)
+    history = env.cli("history", "shop", "--json").json()["releases"]
+    assert [(r["revision"], r["status"]) for r in history] == [
+        (2, "rolled_back"),
+        (1, "succeeded"),
+    ]
+    for release in history:
+        assert {"strategy", "status", "reason", "created_at", "finished_at"} <= set(release)
