@@ -1,0 +1,1 @@
+"""Unit tests of the analysis package: the shared types, the judges and their registry."""
