@@ -20,6 +20,7 @@ from zerodown.core.clock import Clock, SystemClock
 from zerodown.core.errors import InputError, LockHeldError, RefusedError, TemporaryError
 from zerodown.core.state import StateDir
 from zerodown.core.types import ServiceName, Version
+from zerodown.engine.faults import crash_hook_from_env
 from zerodown.engine.reconciler import (
     ACTIVE_STATUSES,
     LIVE_STATES,
@@ -144,7 +145,12 @@ class Zerodown:
         self.clock = clock or SystemClock()
         self.logbook = LogBook(state.logs)
         self.reconciler = Reconciler(
-            store=store, platforms=platforms, router=router, logbook=self.logbook, clock=self.clock
+            store=store,
+            platforms=platforms,
+            router=router,
+            logbook=self.logbook,
+            clock=self.clock,
+            crash_hook=crash_hook_from_env(),
         )
         self._thread: threading.Thread | None = None
 

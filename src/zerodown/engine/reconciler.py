@@ -280,8 +280,12 @@ class Reconciler:
         self._collect_logs(self._live(name))
 
         releases = self.store.list_releases(name, limit=50)
+        if self._one_stable(name, releases):
+            releases = self.store.list_releases(name, limit=50)
         rollout = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
         stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
+        if rollout is None:
+            self._release_stale_lock(name, releases)
         self._take_commands(name, srt, rollout, stable)
         if service.desired_state == "stopped":
             self._stop_service(service, releases, srt)
@@ -547,10 +551,6 @@ class Reconciler:
                     )
             status = ReleaseStatus.PROGRESSING
         stable_rev = state.get("stable")
-        if stable_rev is not None and (stable is None or stable.revision != stable_rev):
-            # The release this rollout replaces is no longer serving (stopped or replaced).
-            stable_rev = stable.revision if stable is not None else None
-            state["stable"] = stable_rev
         ctx = _Context(self, service, rollout, spec, state, stable_rev)
         lock = state.get("lock_owner")
         if lock:
@@ -580,15 +580,17 @@ class Reconciler:
         else:
             status = ReleaseStatus.PROGRESSING
             reason = self._progress_reason(ctx)
+        # Events first, then the state: a crash in between repeats a transition's events on
+        # restart rather than losing them.
+        for kind, message, data in ctx.events:
+            self.store.append_event(
+                name, revision=rollout.revision, kind=kind, message=message, data=data
+            )
         if state != original or status != rollout.status or reason != rollout.reason:
             self.store.update_release(
                 name, rollout.revision, status=status, reason=reason, state=state
             )
             self._hook(f"{rollout.strategy}:{state.get('phase')}:{state.get('step', '')}")
-        for kind, message, data in ctx.events:
-            self.store.append_event(
-                name, revision=rollout.revision, kind=kind, message=message, data=data
-            )
 
     def _progress_reason(self, ctx: _Context) -> str:
         state = ctx.state
@@ -672,33 +674,6 @@ class Reconciler:
             state["recorded"] = recorded
         if status == ReleaseStatus.SUCCEEDED:
             state["weights"] = {str(ctx.new): 100}
-            stable = ctx.stable
-            if stable is not None:
-                old = self.store.get_release(name, Revision(stable))
-                old_state = copy.deepcopy(dict(old.state))
-                old_state["retire_at"] = self.clock.now().timestamp() + float(
-                    outcome.get("retire_after", 0.0)
-                )
-                self.store.update_release(
-                    name,
-                    old.revision,
-                    status=ReleaseStatus.SUPERSEDED,
-                    reason=f"replaced by revision {ctx.new}",
-                    state=old_state,
-                    finished=True,
-                )
-        self.store.update_release(
-            name, ctx.release.revision, status=status, reason=reason, state=state, finished=True
-        )
-        self._hook(f"{ctx.release.strategy}:finished:{status}")
-        for event_kind, event_message, event_data in ctx.events:
-            self.store.append_event(
-                name,
-                revision=ctx.release.revision,
-                kind=event_kind,
-                message=event_message,
-                data=event_data,
-            )
         data: dict[str, Any] = {
             "status": str(status),
             "reason": reason,
@@ -713,13 +688,27 @@ class Reconciler:
             ReleaseStatus.ROLLED_BACK: "release.rolled_back",
             ReleaseStatus.FAILED: "release.failed",
         }[status]
-        self.store.append_event(
-            name,
-            revision=ctx.release.revision,
-            kind=kind,
-            message=f"revision {ctx.new} ({ctx.release.version}) {status}: {reason}",
-            data=data,
+        for event_kind, event_message, event_data in [
+            *ctx.events,
+            (kind, f"revision {ctx.new} ({ctx.release.version}) {status}: {reason}", data),
+        ]:
+            self.store.append_event(
+                name,
+                revision=ctx.release.revision,
+                kind=event_kind,
+                message=event_message,
+                data=event_data,
+            )
+        # The new release first: a crash before the old one is marked leaves two succeeded
+        # releases, which ``_one_stable`` repairs; the other order would leave none.
+        self.store.update_release(
+            name, ctx.release.revision, status=status, reason=reason, state=state, finished=True
         )
+        if status == ReleaseStatus.SUCCEEDED and ctx.stable is not None:
+            self._supersede(
+                name, ctx.stable, by=ctx.new, after=float(outcome.get("retire_after", 0))
+            )
+        self._hook(f"{ctx.release.strategy}:finished:{status}")
         lock = state.get("lock_owner")
         if lock:
             self.store.release_lock(f"deploy:{name}", owner=str(lock))
@@ -735,6 +724,40 @@ class Reconciler:
                 self.notifier(ctx.spec, payload)
             except Exception:  # notification must never break the loop
                 log.exception("notification failed")
+
+    def _supersede(self, name: ServiceName, revision: int, *, by: int, after: float) -> None:
+        old = self.store.get_release(name, Revision(revision))
+        old_state = copy.deepcopy(dict(old.state))
+        old_state["retire_at"] = self.clock.now().timestamp() + after
+        self.store.update_release(
+            name,
+            old.revision,
+            status=ReleaseStatus.SUPERSEDED,
+            reason=f"replaced by revision {by}",
+            state=old_state,
+            finished=True,
+        )
+
+    def _release_stale_lock(self, name: ServiceName, releases: list[ReleaseRecord]) -> None:
+        """A deploy lock whose rollout has ended (a crash inside ``_finish``) is let go."""
+        lock = self.store.get_lock(f"deploy:{name}")
+        if lock is None:
+            return
+        for release in releases:
+            if release.state.get("lock_owner") == lock.owner:
+                self.store.release_lock(f"deploy:{name}", owner=lock.owner)
+                return
+
+    def _one_stable(self, name: ServiceName, releases: list[ReleaseRecord]) -> bool:
+        """Repair two succeeded releases (a crash inside ``_finish``): the newest one wins."""
+        succeeded = [r for r in releases if r.status == ReleaseStatus.SUCCEEDED]
+        for older in succeeded[1:]:
+            delay = 0.0
+            spec = self._spec_for(name, succeeded[0].revision)
+            if spec is not None and spec.strategy.blue_green is not None:
+                delay = spec.strategy.blue_green.scale_down_delay_seconds
+            self._supersede(name, int(older.revision), by=int(succeeded[0].revision), after=delay)
+        return len(succeeded) > 1
 
     def _sample(self, ctx: _Context) -> None:
         """During a rollout, record per-version traffic figures at the analysis interval."""
