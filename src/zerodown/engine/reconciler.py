@@ -48,6 +48,7 @@ from zerodown.core.types import Address, InstanceId, Revision, ServiceName, Vers
 from zerodown.engine.metrics_window import counters_went_back, version_window
 from zerodown.engine.strategies import STRATEGIES, group_of
 from zerodown.engine.strategies.common import health_guard
+from zerodown.metrics.system import HostSampler
 from zerodown.ops.logs import LogBook
 from zerodown.platforms.base import Instance, InstanceRequest, InstanceState, Platform
 from zerodown.spec import ServiceSpec, parse_spec
@@ -60,7 +61,14 @@ from zerodown.store.base import (
     ServiceRecord,
     Store,
 )
-from zerodown.traffic.base import Backend, MatchRule, ServiceMetrics, ServiceRoutes, TrafficRouter
+from zerodown.traffic.base import (
+    Backend,
+    MatchRule,
+    ServiceMetrics,
+    ServiceRoutes,
+    TrafficCounts,
+    TrafficRouter,
+)
 
 __all__ = ["ACTIVE_STATUSES", "LIVE_STATES", "ROLLOUT_STATUSES", "Reconciler"]
 
@@ -195,6 +203,9 @@ class Reconciler:
         self._probes = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         self._stoppers = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="stop")
         self._commands_lock = threading.Lock()
+        self._host = HostSampler(
+            disk_path=logbook.folder.parent if logbook.folder.parent.exists() else "/"
+        )
         self._adopted = False
 
     # lifecycle ------------------------------------------------------------------------------
@@ -672,6 +683,9 @@ class Reconciler:
         recorded = self._record_latency(ctx)
         if recorded:
             state["recorded"] = recorded
+        summary = self._summary(ctx)
+        if summary:
+            state["summary"] = summary
         if status == ReleaseStatus.SUCCEEDED:
             state["weights"] = {str(ctx.new): 100}
         data: dict[str, Any] = {
@@ -785,7 +799,13 @@ class Reconciler:
                 "weight": (state.get("weights") or {}).get(str(revision), 0),
                 "ready": ctx.ready(revision),
             }
-        ctx.emit("rollout.sample", "traffic sample", t=now, versions=versions)
+        ctx.emit(
+            "rollout.sample",
+            "traffic and resources sample",
+            t=now,
+            versions=versions,
+            host=self._host.sample(),
+        )
 
     def _metrics(self, name: ServiceName) -> ServiceMetrics | None:
         if self.router is None:
@@ -802,6 +822,39 @@ class Reconciler:
         if group is None or group.requests == 0:
             return None
         return group.latency.quantile(QUANTILES[config.latency_quantile])
+
+    def _summary(self, ctx: _Context) -> dict[str, Any] | None:
+        """Per-version and total traffic figures over the whole rollout, for the report."""
+        current = self._metrics(ctx.service.name)
+        if current is None or "start_metrics" not in ctx.state:
+            return None
+        start = ServiceMetrics.from_dict(ctx.state["start_metrics"])
+        if counters_went_back(current, start):
+            return None
+        delta = current.delta(start)
+        span = max(ctx.now - float(ctx.state.get("started", ctx.now)), 1e-9)
+
+        def figures(counts: TrafficCounts) -> dict[str, Any]:
+            latency = counts.latency
+            requests = counts.requests
+            unavailable = min(counts.connect_errors + counts.timeouts, requests)
+            return {
+                "requests": requests,
+                "errors_5xx": counts.responses.get("5xx", 0),
+                "responses_4xx": counts.responses.get("4xx", 0),
+                "error_rate": counts.error_rate,
+                "availability": (requests - unavailable) / requests if requests else None,
+                "connect_errors": counts.connect_errors,
+                "timeouts": counts.timeouts,
+                "rps": requests / span,
+                "latency_avg_s": latency.mean,
+                **{f"latency_{n}_s": latency.quantile(q) for n, q in QUANTILES.items()},
+            }
+
+        versions = {}
+        for revision in filter(None, (ctx.stable, ctx.new)):
+            versions[str(revision)] = figures(delta.group(group_of(revision)))
+        return {"seconds": span, "total": figures(delta.total), "versions": versions}
 
     def _record_latency(self, ctx: _Context) -> dict[str, Any] | None:
         """The new release's figures over the rollout, kept as a baseline for the next one."""
