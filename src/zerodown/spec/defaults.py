@@ -22,7 +22,7 @@ from zerodown.spec.steps import (
 )
 
 if TYPE_CHECKING:
-    from zerodown.spec.models import AnalysisSpec, ServiceSpec
+    from zerodown.spec.models import AnalysisSpec, NotifyEvent, ServiceSpec
 
 __all__ = [
     "DEFAULT_CANARY_WEIGHTS",
@@ -34,8 +34,8 @@ __all__ = [
 DEFAULT_PLATFORM: Final[Platform] = "local"
 DEFAULT_REPLICAS: Final = 1
 
-# run
-DEFAULT_STOP_GRACE_SECONDS: Final = 10.0
+# run (30 s rather than Docker's 10 s, so a queue worker can finish the jobs it holds)
+DEFAULT_STOP_GRACE_SECONDS: Final = 30.0
 DEFAULT_RESTART: Final[RestartPolicy] = "always"
 DEFAULT_MAX_RESTARTS: Final = 5
 DEFAULT_RESTART_WINDOW_SECONDS: Final = 300.0
@@ -52,6 +52,15 @@ DEFAULT_STARTUP_GRACE_SECONDS: Final = 30.0
 # traffic
 DEFAULT_LISTEN: Final = "127.0.0.1:8080"
 DEFAULT_STICKY_SESSIONS: Final = False
+
+# notify (webhooks are told about failures; success is opt-in)
+DEFAULT_NOTIFY_ON: Final[tuple[NotifyEvent, ...]] = ("rolled_back", "failed")
+DEFAULT_NOTIFY_TIMEOUT_SECONDS: Final = 5.0
+
+# deploy (no windows: deployments may start at any time; a window without times is whole days)
+DEFAULT_WINDOW_START: Final = "00:00"
+DEFAULT_WINDOW_END: Final = "24:00"
+DEFAULT_WINDOW_TIMEZONE: Final = "UTC"
 
 # strategy (an omitted strategy is rolling with these settings)
 DEFAULT_MAX_SURGE: Final = 1

@@ -5,13 +5,22 @@ relate several fields (canary weights ending at 100, timeout <= interval, exactl
 are checked in ``validation.py``, where every problem gets its YAML line. Defaults come from
 ``defaults.py``. YAML keys are camelCase, attributes snake_case (see ``SpecModel``); durations
 are float seconds and percentages fractions.
+
+The ``notify``, ``deploy`` and ``traffic.canaryMatch`` sections bring their own small value
+types (webhook URLs, ``HH:MM`` times, IANA time zones, times with an offset, header and cookie
+names); they live here, next to the only models that use them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import datetime as dt
+import difflib
+import re
+import zoneinfo
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, model_validator
 
 from zerodown.core.types import Address
 from zerodown.spec import defaults
@@ -37,18 +46,26 @@ from zerodown.spec.fields import (
     SpecModel,
     StrategyName,
     resolve_int_or_percent,
+    spec_value_error,
     split_host_port,
 )
 from zerodown.spec.steps import AnalysisStep, CanaryStep
 
 __all__ = [
+    "WEEKDAYS",
     "AnalysisSpec",
     "BlueGreenSpec",
+    "CanaryMatchRule",
     "CanarySpec",
     "ChecksSpec",
+    "DeploySpec",
+    "DeployWindow",
+    "FreezeSpec",
     "HealthCheckSpec",
     "HooksSpec",
     "HttpProbe",
+    "NotifyEvent",
+    "NotifySpec",
     "ProbeKind",
     "RollingSpec",
     "RunSpec",
@@ -56,9 +73,17 @@ __all__ = [
     "StrategySpec",
     "TcpProbe",
     "TrafficSpec",
+    "Weekday",
+    "clock_minutes",
+    "parse_aware_time",
 ]
 
 ProbeKind = Literal["http", "tcp", "command"]
+NotifyEvent = Literal["rolled_back", "failed", "succeeded"]
+"""Release outcomes that can send a notification."""
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: Final[tuple[Weekday, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""The days in ``datetime.weekday()`` order: ``WEEKDAYS[d.weekday()]`` is the day of ``d``."""
 
 
 def _drop_nulls(data: Any, keys: tuple[str, ...]) -> Any:
@@ -69,6 +94,165 @@ def _drop_nulls(data: Any, keys: tuple[str, ...]) -> Any:
     if isinstance(data, dict) and any(key in data and data[key] is None for key in keys):
         return {key: value for key, value in data.items() if not (key in keys and value is None)}
     return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Value types of notify, deploy and traffic.canaryMatch
+
+_CLOCK_TIME = re.compile(r"([01]?\d|2[0-4]):([0-5]\d)")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP token (RFC 9110): what a header or cookie name may be made of."""
+
+
+def clock_minutes(text: str) -> int:
+    """Minutes after midnight of an ``HH:MM`` time (``"24:00"`` is 1440); ``ValueError``."""
+    match = _CLOCK_TIME.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"not an HH:MM time: {text!r}")
+    minutes = int(match.group(1)) * 60 + int(match.group(2))
+    if minutes > 24 * 60:
+        raise ValueError(f"not an HH:MM time: {text!r}")
+    return minutes
+
+
+def _clock_time(value: Any, *, allow_end_of_day: bool) -> str:
+    expected = "expected a time of day as HH:MM, such as '09:00'"
+    if allow_end_of_day:
+        expected += " ('24:00' is the end of the day)"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise spec_value_error(expected, hint="write the time in quotes, such as '09:00'")
+    if not isinstance(value, str):
+        raise spec_value_error(expected)
+    try:
+        minutes = clock_minutes(value)
+    except ValueError:
+        raise spec_value_error(expected) from None
+    if minutes == 24 * 60 and not allow_end_of_day:
+        raise spec_value_error("expected a start before 24:00", hint="did you mean '00:00'?")
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+StartTime = Annotated[str, BeforeValidator(lambda v: _clock_time(v, allow_end_of_day=False))]
+"""``HH:MM`` from 00:00 to 23:59, kept as text in the ``HH:MM`` form."""
+EndTime = Annotated[str, BeforeValidator(lambda v: _clock_time(v, allow_end_of_day=True))]
+"""``HH:MM`` from 00:00 to 24:00."""
+
+
+def _check_time_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        names = zoneinfo.available_timezones()
+        by_lower = {name.lower(): name for name in names}
+        close = [by_lower[value.lower()]] if value.lower() in by_lower else []
+        close = close or difflib.get_close_matches(value, names, n=1, cutoff=0.7)
+        raise spec_value_error(
+            "expected an IANA time zone name such as 'UTC' or 'Europe/Berlin'",
+            hint=f"did you mean '{close[0]}'?" if close else None,
+        ) from None
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_check_time_zone)]
+
+
+class _NoOffset(ValueError):
+    """A date and time without an offset: which zone it is in is unknown."""
+
+
+def parse_aware_time(value: Any) -> dt.datetime:
+    """An ISO 8601 date and time with an offset (``2026-12-20T00:00:00Z``) as a datetime.
+
+    Accepts the text, or a datetime as YAML reads an unquoted timestamp. ``ValueError`` for
+    anything else, for a bare date and for a time without an offset (whose zone is unknown).
+    """
+    if isinstance(value, dt.datetime):
+        moment = dt.datetime(  # a plain datetime, whatever subclass the YAML reader made
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            tzinfo=value.tzinfo,
+        )
+    elif isinstance(value, str):
+        moment = dt.datetime.fromisoformat(value.strip())
+    else:
+        raise ValueError("not an ISO 8601 date and time")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise _NoOffset("no offset")
+    return moment
+
+
+def _aware_time(value: Any) -> dt.datetime:
+    try:
+        return parse_aware_time(value)
+    except ValueError as exc:
+        date_only = isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+        if isinstance(exc, _NoOffset) and isinstance(value, str) and ":" not in value:
+            date_only = True
+        hint = None
+        if date_only:
+            hint = "add a time and an offset, such as 2026-12-20T00:00:00Z"
+        elif isinstance(exc, _NoOffset):
+            hint = "add Z for UTC or an offset such as +01:00"
+        raise spec_value_error(
+            "expected a date and time with an offset, such as 2026-12-20T00:00:00Z", hint=hint
+        ) from None
+
+
+AwareTime = Annotated[AwareDatetime, BeforeValidator(_aware_time)]
+
+
+def _check_webhook_url(value: str) -> str:
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 (reading it validates the port)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise spec_value_error(
+            "expected an http:// or https:// URL, such as http://127.0.0.1:9000/hook"
+        )
+    return value.strip()
+
+
+WebhookUrl = Annotated[str, AfterValidator(_check_webhook_url)]
+
+
+def _check_token(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise spec_value_error(
+            "expected a name of letters, digits and - _ . ! # $ % & ' * + ^ ` | ~ "
+            "(no spaces or colons)"
+        )
+    return value
+
+
+def _match_value(value: Any) -> Any:
+    # ``value: 1`` and ``value: true`` in YAML are a number and a boolean; a header holds text.
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, int | float):
+        value = str(value)
+    if isinstance(value, str) and any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise spec_value_error("expected a value without line breaks or control characters")
+    return value
+
+
+HeaderOrCookieName = Annotated[str, AfterValidator(_check_token)]
+MatchValue = Annotated[str, BeforeValidator(_match_value)]
+
+
+def _at_least_one_day(days: tuple[str, ...]) -> tuple[str, ...]:
+    if not days:
+        raise spec_value_error(
+            "expected at least one day of " + ", ".join(WEEKDAYS),
+            hint="leave out days for every day of the week",
+        )
+    return days
 
 
 class RunSpec(SpecModel):
@@ -128,11 +312,40 @@ def _default_health_check() -> HealthCheckSpec:
     return HealthCheckSpec(http=HttpProbe())
 
 
+class CanaryMatchRule(SpecModel):
+    """``{header: X-Canary, value: "1"}``: requests that carry this always go to the canary.
+
+    Exactly one of ``header`` and ``cookie`` (checked in ``validation.py``); the value must
+    match exactly.
+    """
+
+    header: HeaderOrCookieName | None = None
+    cookie: HeaderOrCookieName | None = None
+    value: MatchValue
+
+    @property
+    def kind(self) -> Literal["header", "cookie"]:
+        """``"header"`` or ``"cookie"``."""
+        return "cookie" if self.header is None and self.cookie is not None else "header"
+
+    @property
+    def name(self) -> str:
+        """The header's or the cookie's name."""
+        return self.header if self.header is not None else (self.cookie or "")
+
+
 class TrafficSpec(SpecModel):
     """Where the proxy serves the service, and how it spreads requests."""
 
     listen: HostPort = defaults.DEFAULT_LISTEN
     sticky_sessions: bool = defaults.DEFAULT_STICKY_SESSIONS
+    canary_match: tuple[CanaryMatchRule, ...] = ()
+    """A/B rules: a request matching any of them goes to the canary whatever the weight."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_none(cls, data: Any) -> Any:
+        return _drop_nulls(data, ("canaryMatch",))
 
     @property
     def address(self) -> Address:
@@ -248,6 +461,77 @@ class HooksSpec(SpecModel):
         return _drop_nulls(data, ("preDeploy", "postDeploy", "backup"))
 
 
+class NotifySpec(SpecModel):
+    """Webhooks that get a JSON POST when a release ends in one of the ``on`` outcomes."""
+
+    webhooks: tuple[WebhookUrl, ...] = ()
+    on: tuple[NotifyEvent, ...] = defaults.DEFAULT_NOTIFY_ON
+    timeout: PositiveDuration = defaults.DEFAULT_NOTIFY_TIMEOUT_SECONDS
+    """Per delivery attempt."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_none(cls, data: Any) -> Any:
+        return _drop_nulls(data, ("webhooks", "on", "timeout"))
+
+    def notifies(self, outcome: str) -> bool:
+        """True when a release ending in ``outcome`` is to be sent to the webhooks."""
+        return bool(self.webhooks) and outcome in self.on
+
+
+class DeployWindow(SpecModel):
+    """Days and a time range, in one time zone, when deployments may start.
+
+    An ``end`` before the ``start`` wraps past midnight: ``22:00``-``02:00`` on ``fri`` is
+    Friday 22:00 to Saturday 02:00. ``24:00`` is the end of the day.
+    """
+
+    days: Annotated[tuple[Weekday, ...], AfterValidator(_at_least_one_day)] = WEEKDAYS
+    start: StartTime = defaults.DEFAULT_WINDOW_START
+    end: EndTime = defaults.DEFAULT_WINDOW_END
+    timezone: TimeZoneName = defaults.DEFAULT_WINDOW_TIMEZONE
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """``timezone`` as a ``ZoneInfo``."""
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def start_minute(self) -> int:
+        """Minutes after midnight when the window opens (0..1439)."""
+        return clock_minutes(self.start)
+
+    @property
+    def end_minute(self) -> int:
+        """Minutes after midnight when the window closes (0..1440)."""
+        return clock_minutes(self.end)
+
+    @property
+    def wraps(self) -> bool:
+        """True for an overnight window, whose end is on the next day."""
+        return self.end_minute <= self.start_minute
+
+
+class FreezeSpec(SpecModel):
+    """A period when no deployment starts, even inside a window."""
+
+    start: AwareTime
+    end: AwareTime
+    reason: NonEmptyStr | None = None
+
+
+class DeploySpec(SpecModel):
+    """When deployments may start: inside one of ``windows`` (none: always), outside freezes."""
+
+    windows: tuple[DeployWindow, ...] = ()
+    freezes: tuple[FreezeSpec, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_none(cls, data: Any) -> Any:
+        return _drop_nulls(data, ("windows", "freezes"))
+
+
 class ServiceSpec(SpecModel):
     """A whole ``zerodown.yaml``: one service and how to deploy it."""
 
@@ -264,12 +548,24 @@ class ServiceSpec(SpecModel):
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     checks: ChecksSpec = Field(default_factory=ChecksSpec)
     hooks: HooksSpec = Field(default_factory=HooksSpec)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
+    deploy: DeploySpec = Field(default_factory=DeploySpec)
 
     @model_validator(mode="before")
     @classmethod
     def _empty_section_means_defaults(cls, data: Any) -> Any:
         # ``hooks:`` with every line below commented out is YAML null: use the defaults.
-        sections = ("env", "healthCheck", "traffic", "strategy", "analysis", "checks", "hooks")
+        sections = (
+            "env",
+            "healthCheck",
+            "traffic",
+            "strategy",
+            "analysis",
+            "checks",
+            "hooks",
+            "notify",
+            "deploy",
+        )
         return _drop_nulls(data, sections)
 
     @property

@@ -5,8 +5,10 @@ rewritten for humans: what was expected, what was found, and for unknown keys a 
 hint. Meaning problems (``semantic_problems``) relate several fields: canary weights that only
 go up and end at 100, a health-check timeout no longer than its interval, exactly one strategy
 and one probe kind, ``run.command`` for local services, a rolling update that can make progress,
-a blue-green preview port apart from the listen port. They are checked on the raw document so
-that one run reports shape and meaning problems together, each with its line and field path.
+a blue-green preview port apart from the listen port, a deployment window whose end differs
+from its start, a freeze that ends after it starts, and canary match rules naming exactly one of
+a header or a cookie. They are checked on the raw document so that one run reports shape and
+meaning problems together, each with its line and field path.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from zerodown.core.errors import SpecError, SpecProblem
 from zerodown.spec import defaults
 from zerodown.spec.durations import format_duration, parse_duration
 from zerodown.spec.fields import parse_int_or_percent, resolve_int_or_percent, split_host_port
-from zerodown.spec.models import ServiceSpec
+from zerodown.spec.models import ServiceSpec, clock_minutes, parse_aware_time
 from zerodown.spec.positions import DocPath, Position, SourceMap, format_path
 from zerodown.spec.steps import STEP_KEYS, STEP_TAGS
 
@@ -85,13 +87,17 @@ def _empty_kinds_as_defaults(data: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """A hint naming the choice closest to ``word``, or None if nothing is close."""
+def did_you_mean(word: str, choices: Iterable[str], *, keys: bool = True) -> str | None:
+    """A hint naming the choice closest to ``word``, or None if nothing is close.
+
+    With ``keys`` (choosing a key) a snake_case word is pointed to its camelCase spelling;
+    for values (``keys=False``) that remark would mislead.
+    """
     options = list(choices)
     if word in options:
         return None
     camel = to_camel(word)
-    if camel != word and camel in options:
+    if keys and camel != word and camel in options:
         return f"did you mean '{camel}'? keys are camelCase"
     by_lower = {option.lower(): option for option in options}
     if word.lower() in by_lower:
@@ -234,7 +240,7 @@ def _expectation(
         return "expected a list", None
     if kind in ("literal_error", "enum"):
         allowed = re.findall(r"'([^']*)'", str(context.get("expected", "")))
-        hint = did_you_mean(str(value), allowed) if isinstance(value, str) else None
+        hint = did_you_mean(value, allowed, keys=False) if isinstance(value, str) else None
         return "expected " + _joined(allowed, last="or"), hint
     if kind == "value_error":
         return str(context.get("error", pydantic_message)), None
@@ -380,6 +386,13 @@ def semantic_problems(
         canary = strategy.get("canary")
         if isinstance(canary, dict):
             _check_canary_steps(problems, canary.get("steps"))
+    deploy = data.get("deploy")
+    if isinstance(deploy, dict):
+        _check_windows(problems, deploy.get("windows"))
+        _check_freezes(problems, deploy.get("freezes"))
+    traffic = data.get("traffic")
+    if isinstance(traffic, dict):
+        _check_canary_match(problems, traffic.get("canaryMatch"))
     return problems.items
 
 
@@ -568,6 +581,79 @@ def _check_canary_steps(problems: _Problems, steps: Any) -> None:
             f"expected the last setWeight to be 100 so the rollout completes, got {last}",
             "add '- setWeight: 100' as the last weight step",
         )
+
+
+def _minutes(value: Any) -> int | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return clock_minutes(value)
+    except ValueError:
+        return None
+
+
+def _check_windows(problems: _Problems, windows: Any) -> None:
+    if not isinstance(windows, list):
+        return
+    for index, window in enumerate(windows):
+        if not isinstance(window, dict):
+            continue
+        start = _minutes(window.get("start", defaults.DEFAULT_WINDOW_START))
+        end = _minutes(window.get("end", defaults.DEFAULT_WINDOW_END))
+        if start is None or end is None or start != end or start == 24 * 60:
+            continue
+        key = "end" if "end" in window else "start"
+        problems.at_value(
+            ("deploy", "windows", index, key),
+            f"expected an end other than the start ({start // 60:02d}:{start % 60:02d}), "
+            f"got {describe_value(window.get(key))}",
+            "an end before the start wraps past midnight; for whole days leave out start and "
+            "end (they default to 00:00 and 24:00)",
+        )
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    try:
+        return parse_aware_time(value)
+    except ValueError:
+        return None
+
+
+def _check_freezes(problems: _Problems, freezes: Any) -> None:
+    if not isinstance(freezes, list):
+        return
+    for index, freeze in enumerate(freezes):
+        if not isinstance(freeze, dict):
+            continue
+        start, end = _aware(freeze.get("start")), _aware(freeze.get("end"))
+        if start is None or end is None or end > start:
+            continue
+        problems.at_value(
+            ("deploy", "freezes", index, "end"),
+            f"expected an end after the start ({start.isoformat()}), got {end.isoformat()}",
+        )
+
+
+def _check_canary_match(problems: _Problems, rules: Any) -> None:
+    if not isinstance(rules, list):
+        return
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            continue
+        kinds = [kind for kind in ("header", "cookie") if rule.get(kind) is not None]
+        path: DocPath = ("traffic", "canaryMatch", index)
+        if not kinds:
+            problems.at_value(
+                path,
+                "expected exactly one of header or cookie in a match rule, found none",
+                "such as {header: X-Canary, value: '1'}",
+            )
+        elif len(kinds) > 1:
+            problems.at_key(
+                (*path, "cookie"),
+                "expected exactly one of header or cookie in a match rule, found both",
+                "give the cookie a rule of its own; a request matching any rule goes to the canary",
+            )
 
 
 def _joined(words: Sequence[str], *, last: str = "and") -> str:

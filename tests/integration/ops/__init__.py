@@ -1,0 +1,1 @@
+"""Integration tests of the ops package on real sockets and processes."""
