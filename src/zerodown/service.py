@@ -16,10 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from zerodown.checks.windows import deploy_allowed
 from zerodown.core.clock import Clock, SystemClock
 from zerodown.core.errors import InputError, LockHeldError, RefusedError, TemporaryError
 from zerodown.core.state import StateDir
-from zerodown.core.types import ServiceName, Version
+from zerodown.core.types import Revision, ServiceName, Version
 from zerodown.engine.faults import crash_hook_from_env
 from zerodown.engine.reconciler import (
     ACTIVE_STATUSES,
@@ -30,9 +31,10 @@ from zerodown.engine.reconciler import (
     record_to_instance,
 )
 from zerodown.ops.logs import LogBook, LogPage
+from zerodown.ops.notify import send_webhooks
 from zerodown.platforms.base import Platform
 from zerodown.platforms.local import LocalPlatform
-from zerodown.spec import LoadedSpec, parse_spec
+from zerodown.spec import LoadedSpec, ServiceSpec, parse_spec
 from zerodown.store import open_store
 from zerodown.store.base import EventRecord, ReleaseRecord, ReleaseStatus, Store
 from zerodown.traffic.base import TrafficRouter
@@ -151,8 +153,31 @@ class Zerodown:
             logbook=self.logbook,
             clock=self.clock,
             crash_hook=crash_hook_from_env(),
+            notifier=self._notify,
         )
         self._thread: threading.Thread | None = None
+
+    def _notify(self, spec: ServiceSpec, payload: dict[str, Any]) -> None:
+        """Tell the spec's webhooks how a release ended (the seed's 'notify' step), off the
+        reconcile thread; the deliveries go to the event log."""
+        status = str(payload.get("status"))
+        if not spec.notify.notifies(status):
+            return
+
+        def deliver() -> None:
+            deliveries = send_webhooks(
+                list(spec.notify.webhooks), payload, timeout=spec.notify.timeout
+            )
+            ok = sum(1 for d in deliveries if d.ok)
+            self.store.append_event(
+                ServiceName(spec.service),
+                revision=Revision(int(payload["revision"])),
+                kind="notify.sent",
+                message=f"{status}: {ok}/{len(deliveries)} webhook(s) delivered",
+                data={"deliveries": [d.to_dict() for d in deliveries]},
+            )
+
+        threading.Thread(target=deliver, name="notify", daemon=True).start()
 
     @classmethod
     def open(
@@ -311,12 +336,10 @@ class Zerodown:
         self.reconciler.wake()
         return ReleaseView.of(release)
 
-    def _check_window(self, spec: Any, *, force: bool) -> None:
-        deploy = getattr(spec, "deploy", None)
-        if deploy is None:
+    def _check_window(self, spec: ServiceSpec, *, force: bool) -> None:
+        deploy = spec.deploy
+        if not deploy.windows and not deploy.freezes:
             return
-        from zerodown.checks.windows import deploy_allowed
-
         decision = deploy_allowed(deploy, self.clock.now())
         if decision.allowed or force:
             return

@@ -73,14 +73,16 @@ class Load:
     def __init__(self, url: str, *, rps: float = 120, duration: float = 60) -> None:
         self.stop = threading.Event()
         self.stats: LoadStats | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(url, rps, duration), daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(url, rps, duration), daemon=True)
         self._thread.start()
 
     def _run(self, url: str, rps: float, duration: float) -> None:
         self.stats = run_load(
-            url, rps=rps, duration=duration, concurrency=8, stop=self.stop,
+            url,
+            rps=rps,
+            duration=duration,
+            concurrency=8,
+            stop=self.stop,
             count_header="X-Version",
         )
 
@@ -92,8 +94,9 @@ class Load:
 
 
 @contextmanager
-def service_under_load(controller: Controller, tmp_path: Path, strategy: str,
-                       **kw: Any) -> Iterator[tuple[Path, Load, int]]:
+def service_under_load(
+    controller: Controller, tmp_path: Path, strategy: str, **kw: Any
+) -> Iterator[tuple[Path, Load, int]]:
     env = controller.env
     port = free_port()
     v1 = tmp_path / "v1.yaml"
@@ -114,19 +117,21 @@ def assert_no_rollout_failures(stats: LoadStats) -> None:
     assert not proxy_errors, stats.to_dict()
 
 
-def deploy(controller: Controller, tmp_path: Path, text: str, version: str,
-           *extra: str) -> tuple[int, dict[str, Any]]:
+def deploy(
+    controller: Controller, tmp_path: Path, text: str, version: str, *extra: str
+) -> tuple[int, dict[str, Any]]:
     spec = tmp_path / f"{version}.yaml"
     spec.write_text(text)
-    result = controller.env.cli("deploy", str(spec), "--version", version, "--json", *extra,
-                                timeout=180)
+    result = controller.env.cli(
+        "deploy", str(spec), "--version", version, "--json", *extra, timeout=180
+    )
     return result.code, result.json() if result.stdout.strip() else {"stderr": result.stderr}
 
 
-@pytest.mark.parametrize("strategy", [CANARY, BLUE_GREEN, ROLLING],
-                         ids=["canary", "blue-green", "rolling"])
-def test_a_good_version_is_promoted(controller: Controller, tmp_path: Path,
-                                    strategy: str) -> None:
+@pytest.mark.parametrize(
+    "strategy", [CANARY, BLUE_GREEN, ROLLING], ids=["canary", "blue-green", "rolling"]
+)
+def test_a_good_version_is_promoted(controller: Controller, tmp_path: Path, strategy: str) -> None:
     with service_under_load(controller, tmp_path, strategy) as (_, load, port):
         code, out = deploy(controller, tmp_path, spec_text(port=port, strategy=strategy), "v2")
         stats = load.finish()
@@ -156,8 +161,9 @@ def test_an_erroring_canary_is_rolled_back(controller: Controller, tmp_path: Pat
     assert {i["revision"] for i in status["instances"]} == {1}
 
 
-def test_a_slow_version_is_rolled_back_by_blue_green(controller: Controller,
-                                                     tmp_path: Path) -> None:
+def test_a_slow_version_is_rolled_back_by_blue_green(
+    controller: Controller, tmp_path: Path
+) -> None:
     with service_under_load(controller, tmp_path, BLUE_GREEN) as (_, load, port):
         slow = spec_text(port=port, strategy=BLUE_GREEN, env={"LATENCY_MS": "60"})
         code, out = deploy(controller, tmp_path, slow, "v2")
@@ -241,3 +247,48 @@ def test_manual_rollback_to_a_warm_release_is_a_weight_flip(
     ]
     for release in history:
         assert {"strategy", "status", "reason", "created_at", "finished_at"} <= set(release)
+
+
+def test_a_rollback_notifies_the_webhook_with_the_reason(
+    controller: Controller, tmp_path: Path
+) -> None:
+    """The seed's last rollback step: notify. The webhook gets a JSON body with the reason."""
+    import json
+
+    from tests.fixtures.zerodown import wait_until
+    from tests.integration.ops.servers import ScriptedServer
+
+    with ScriptedServer() as hook:
+        notify = f"notify:\n  webhooks: [{hook.url}/hook]\n"
+        with service_under_load(controller, tmp_path, CANARY, extra=notify) as (_, load, port):
+            bad = spec_text(port=port, strategy=CANARY, env={"ERROR_RATE": "0.3"}, extra=notify)
+            code, out = deploy(controller, tmp_path, bad, "v2")
+            load.finish()
+        assert code == 1
+        wait_until(lambda: hook.seen, timeout=10, what="the webhook call")
+        body = json.loads(hook.seen[0].body)
+        assert hook.seen[0].path == "/hook"
+        assert body["status"] == "rolled_back" and body["revision"] == 2
+        assert "error rate" in body["reason"]
+    events = controller.env.cli("events", "shop", "--json").json()["events"]
+    assert any(e["kind"] == "notify.sent" and "1/1" in e["message"] for e in events)
+
+
+def test_a_freeze_refuses_the_deploy_unless_forced(controller: Controller, tmp_path: Path) -> None:
+    env = controller.env
+    freeze = (
+        "deploy:\n  freezes:\n"
+        '    - {start: "2020-01-01T00:00:00Z", end: "2099-01-01T00:00:00Z", reason: "test freeze"}\n'
+    )
+    port = free_port()
+    v1 = tmp_path / "v1.yaml"
+    v1.write_text(spec_text(port=port, strategy=ROLLING))
+    assert env.cli("up", str(v1)).code == 0
+    v2 = tmp_path / "v2.yaml"
+    v2.write_text(spec_text(port=port, strategy=ROLLING, extra=freeze))
+    refused = env.cli("deploy", str(v2), "--version", "v2")
+    assert refused.code == 3
+    assert "test freeze" in refused.stderr and "--force" in refused.stderr
+    assert env.cli("history", "shop", "--json").json()["releases"][0]["revision"] == 1
+    forced = env.cli("deploy", str(v2), "--version", "v2", "--force")
+    assert forced.code == 0, forced.stderr
