@@ -8,8 +8,8 @@ from the error tree; the HTTP status follows the error's kind.
 from __future__ import annotations
 
 import hmac
-import logging
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 

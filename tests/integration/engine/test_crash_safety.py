@@ -59,7 +59,7 @@ def test_rollouts_survive_sigkill_of_the_controller_at_every_point(
             started = env.cli("deploy", str(spec), "--version", f"v{number}", "--no-watch")
             assert started.code == 0, started.stderr
             wait_until(
-                lambda: controller.process.poll() is not None,
+                lambda p=controller.process: p.poll() is not None,  # type: ignore[misc]
                 timeout=60,
                 what=f"the controller to die at {point}",
             )

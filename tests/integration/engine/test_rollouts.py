@@ -262,7 +262,7 @@ def test_a_rollback_notifies_the_webhook_with_the_reason(
         notify = f"notify:\n  webhooks: [{hook.url}/hook]\n"
         with service_under_load(controller, tmp_path, CANARY, extra=notify) as (_, load, port):
             bad = spec_text(port=port, strategy=CANARY, env={"ERROR_RATE": "0.3"}, extra=notify)
-            code, out = deploy(controller, tmp_path, bad, "v2")
+            code, _ = deploy(controller, tmp_path, bad, "v2")
             load.finish()
         assert code == 1
         wait_until(lambda: hook.seen, timeout=10, what="the webhook call")
@@ -278,7 +278,8 @@ def test_a_freeze_refuses_the_deploy_unless_forced(controller: Controller, tmp_p
     env = controller.env
     freeze = (
         "deploy:\n  freezes:\n"
-        '    - {start: "2020-01-01T00:00:00Z", end: "2099-01-01T00:00:00Z", reason: "test freeze"}\n'
+        '    - {start: "2020-01-01T00:00:00Z", end: "2099-01-01T00:00:00Z",\n'
+        '       reason: "test freeze"}\n'
     )
     port = free_port()
     v1 = tmp_path / "v1.yaml"
