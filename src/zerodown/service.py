@@ -29,6 +29,7 @@ from zerodown.engine.reconciler import (
     ROLLOUT_STATUSES,
     Reconciler,
     record_to_instance,
+    release_stale_lock,
 )
 from zerodown.ops.logs import LogBook, LogPage
 from zerodown.ops.notify import send_webhooks
@@ -310,6 +311,7 @@ class Zerodown:
                 "a rollout keeps the address; stop and up the service to move it"
             )
         self._check_window(spec, force=force)
+        release_stale_lock(self.store, name, releases)
         owner = f"{who} (deploy of {version or spec.version or loaded.spec_hash[:8]})"
         self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=LOCK_TTL)
         label = version or spec.version or loaded.spec_hash[:8]
@@ -407,6 +409,7 @@ class Zerodown:
             spec_hash=target.spec_hash,
             strategy="rollback",
         )
+        release_stale_lock(self.store, name, releases)
         owner = f"{who} (rollback to revision {target.revision})"
         self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=LOCK_TTL)
         self.store.update_release(

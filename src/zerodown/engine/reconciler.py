@@ -70,7 +70,13 @@ from zerodown.traffic.base import (
     TrafficRouter,
 )
 
-__all__ = ["ACTIVE_STATUSES", "LIVE_STATES", "ROLLOUT_STATUSES", "Reconciler"]
+__all__ = [
+    "ACTIVE_STATUSES",
+    "LIVE_STATES",
+    "ROLLOUT_STATUSES",
+    "Reconciler",
+    "release_stale_lock",
+]
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +165,18 @@ def probe_config(spec: ServiceSpec) -> HealthProbeConfig:
     path = http.path if http is not None else "/healthz"
     status = http.expect_status if http is not None else 200
     return HealthProbeConfig(kind="http", path=path, expect_status=status, timeout=hc.timeout)
+
+
+def release_stale_lock(store: Store, name: ServiceName, releases: list[ReleaseRecord]) -> None:
+    """Let go of a deploy lock whose rollout has ended (it ended as the lock was being freed,
+    or a crash came in between): only a release still rolling out holds the lock."""
+    lock = store.get_lock(f"deploy:{name}")
+    if lock is None:
+        return
+    for release in releases:
+        if release.state.get("lock_owner") == lock.owner and release.status not in ROLLOUT_STATUSES:
+            store.release_lock(f"deploy:{name}", owner=lock.owner)
+            return
 
 
 def parse_listen(listen: str) -> Address:
@@ -296,7 +314,7 @@ class Reconciler:
         rollout = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
         stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
         if rollout is None:
-            self._release_stale_lock(name, releases)
+            release_stale_lock(self.store, name, releases)
         self._take_commands(name, srt, rollout, stable)
         if service.desired_state == "stopped":
             self._stop_service(service, releases, srt)
@@ -751,16 +769,6 @@ class Reconciler:
             state=old_state,
             finished=True,
         )
-
-    def _release_stale_lock(self, name: ServiceName, releases: list[ReleaseRecord]) -> None:
-        """A deploy lock whose rollout has ended (a crash inside ``_finish``) is let go."""
-        lock = self.store.get_lock(f"deploy:{name}")
-        if lock is None:
-            return
-        for release in releases:
-            if release.state.get("lock_owner") == lock.owner:
-                self.store.release_lock(f"deploy:{name}", owner=lock.owner)
-                return
 
     def _one_stable(self, name: ServiceName, releases: list[ReleaseRecord]) -> bool:
         """Repair two succeeded releases (a crash inside ``_finish``): the newest one wins."""
