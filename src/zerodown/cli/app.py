@@ -497,12 +497,24 @@ def load(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Send bounded synthetic traffic (for canaries and demos); prints what came back."""
+    """Send bounded synthetic traffic (for canaries and demos); prints what came back.
+
+    Ctrl-C or SIGTERM ends it early and still prints the figures."""
+    import threading
+
     from zerodown.ops.load import run_load
 
     out = _out(as_json)
+    stop_event = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop_event.set())
     stats = run_load(
-        url, rps=rps, duration=duration, concurrency=concurrency, count_header=count_header
+        url,
+        rps=rps,
+        duration=duration,
+        concurrency=concurrency,
+        count_header=count_header,
+        stop=stop_event,
     )
     if as_json:
         out.json(stats.to_dict())
