@@ -23,11 +23,7 @@ from typing import Any
 
 import httptools
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.fixtures.net import free_port
 
 
 @dataclass

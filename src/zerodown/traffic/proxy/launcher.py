@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psutil
 
 from zerodown.core.errors import OperationFailedError, TemporaryError
+from zerodown.core.process import pid_alive
 from zerodown.core.types import Address
 from zerodown.traffic.base import parse_address
 from zerodown.traffic.proxy.config import ProxyPaths
@@ -69,10 +69,7 @@ def _alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    return pid_alive(pid)
 
 
 def _answers(info: ProxyProcessInfo, timeout: float = 1.0) -> bool:
