@@ -8,6 +8,7 @@ Methods return frozen dataclasses with a ``to_dict()`` for JSON, and raise only
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -35,6 +36,8 @@ from zerodown.ops.logs import LogBook, LogPage
 from zerodown.ops.notify import send_webhooks
 from zerodown.platforms.base import Platform
 from zerodown.platforms.local import LocalPlatform
+from zerodown.report import ReportPaths, write_report
+from zerodown.report.model import ReportInput
 from zerodown.spec import LoadedSpec, ServiceSpec, parse_spec
 from zerodown.store import open_store
 from zerodown.store.base import EventRecord, ReleaseRecord, ReleaseStatus, Store
@@ -45,6 +48,9 @@ from zerodown.traffic.proxy.launcher import ensure_proxy
 __all__ = ["STRATEGY_NAMES", "InstanceView", "ReleaseView", "ServiceView", "Zerodown"]
 
 STRATEGY_NAMES = ("rolling", "blue-green", "canary")
+REPORT_FOLDER = Path(".claude/context/deployment")
+
+log = logging.getLogger(__name__)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -129,6 +135,20 @@ def event_to_dict(event: EventRecord) -> dict[str, Any]:
     }
 
 
+def _release_dict(release: ReleaseRecord) -> dict[str, Any]:
+    return {
+        "revision": int(release.revision),
+        "version": str(release.version),
+        "strategy": release.strategy,
+        "status": str(release.status),
+        "reason": release.reason,
+        "created_at": _iso(release.created_at),
+        "finished_at": _iso(release.finished_at),
+        # The raw metrics snapshot is the engine's bookkeeping, not a figure for people.
+        "state": {k: v for k, v in release.state.items() if k != "start_metrics"},
+    }
+
+
 class Zerodown:
     """The use cases of one controller: a store, platforms, a router and a reconcile loop."""
 
@@ -140,8 +160,10 @@ class Zerodown:
         platforms: dict[str, Platform],
         router: TrafficRouter | None,
         clock: Clock | None = None,
+        report_dir: Path | None = None,
     ) -> None:
         self.state = state
+        self.report_dir = report_dir
         self.store = store
         self.platforms = platforms
         self.router = router
@@ -154,9 +176,22 @@ class Zerodown:
             logbook=self.logbook,
             clock=self.clock,
             crash_hook=crash_hook_from_env(),
-            notifier=self._notify,
+            on_finish=self._release_ended,
         )
         self._thread: threading.Thread | None = None
+
+    def _release_ended(self, spec: ServiceSpec, payload: dict[str, Any]) -> None:
+        """After a release ends: the Deployment Operations Report, then the webhooks."""
+        try:
+            operation = payload.get("operation")
+            self.write_report(
+                spec.service,
+                revision=int(payload["revision"]),
+                operation=str(operation) if operation else None,
+            )
+        except Exception:  # a report must never stop the loop; the event log says why
+            log.exception("report of %s revision %s failed", spec.service, payload["revision"])
+        self._notify(spec, payload)
 
     def _notify(self, spec: ServiceSpec, payload: dict[str, Any]) -> None:
         """Tell the spec's webhooks how a release ended (the seed's 'notify' step), off the
@@ -188,6 +223,7 @@ class Zerodown:
         store_url: str | None = None,
         proxy: bool = True,
         clock: Clock | None = None,
+        report_dir: Path | None = None,
     ) -> Zerodown:
         """The embedded default: SQLite (or ``store_url``), local processes, the built-in proxy.
 
@@ -200,7 +236,14 @@ class Zerodown:
             router = ProxyRouter(state.path)
         store = open_store(store_url, state_dir=state.path, clock=clock)
         platforms: dict[str, Platform] = {"local": LocalPlatform(state_dir=state.path, clock=clock)}
-        return cls(state=state, store=store, platforms=platforms, router=router, clock=clock)
+        return cls(
+            state=state,
+            store=store,
+            platforms=platforms,
+            router=router,
+            clock=clock,
+            report_dir=report_dir,
+        )
 
     # controller lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -439,6 +482,91 @@ class Zerodown:
         if "analysis" in state:
             state["analysis"] = {k: v for k, v in state["analysis"].items() if k != "snapshot"}
         return {**ReleaseView.of(rel).to_dict(), "state": state}
+
+    def report_folder(self, service: str) -> Path:
+        """Where reports of a service go: the configured folder, else
+        ``.claude/context/deployment/`` beside the service's spec file."""
+        if self.report_dir is not None:
+            return self.report_dir
+        record = self.store.get_service(ServiceName(service))
+        return Path(record.spec_path).parent / REPORT_FOLDER
+
+    def report_input(
+        self, service: str, *, revision: int | None = None, operation: str | None = None
+    ) -> ReportInput:
+        """Everything the report of one release needs, read from the store."""
+        name = ServiceName(service)
+        record = self.store.get_service(name)
+        releases = self.store.list_releases(name, limit=1000)
+        if not releases:
+            raise InputError(f"{service} has no releases yet")
+        if revision is None:
+            release = releases[0]
+        else:
+            matches = [r for r in releases if r.revision == revision]
+            if not matches:
+                raise InputError(f"{service} has no revision {revision}")
+            release = matches[0]
+        state = dict(release.state)
+        previous_revision = state.get("stable") or state.get("rollback_of")
+        previous = next((r for r in releases if r.revision == previous_revision), None)
+        events = [
+            event_to_dict(e)
+            for e in self.store.list_events(name, revision=release.revision, limit=100_000)
+        ]
+        spec = parse_spec(release.spec_text, filename=record.spec_path).spec
+        if operation is None:
+            reason = str(state.get("rollback", {}).get("reason", ""))
+            operation = {"initial": "up", "rollback": "rollback"}.get(release.strategy, "deploy")
+            if reason.startswith("aborted by"):
+                operation = "abort"
+        instances = [
+            {
+                "id": i.id,
+                "revision": i.revision,
+                "state": i.state,
+                "restarts": i.restarts,
+                "cpu_percent": i.cpu_percent,
+                "memory_bytes": i.memory_bytes,
+            }
+            for i in self.status_of(service, resources=True).instances
+        ]
+        return ReportInput(
+            service=service,
+            operation=operation,
+            generated_at=self.clock.now(),
+            release=_release_dict(release),
+            previous=_release_dict(previous) if previous is not None else None,
+            events=events,
+            prechecks=list(state.get("prechecks") or []),
+            postchecks=list(state.get("postchecks") or []),
+            instances=instances,
+            alerts=[],
+            replicas=spec.replicas,
+        )
+
+    def write_report(
+        self,
+        service: str,
+        *,
+        revision: int | None = None,
+        operation: str | None = None,
+        lang: str = "zh-TW",
+        directory: Path | None = None,
+    ) -> ReportPaths:
+        """Render and write the Deployment Operations Report of one release (Markdown, JSON,
+        SVG); the event log records where."""
+        data = self.report_input(service, revision=revision, operation=operation)
+        folder = directory or self.report_folder(service)
+        paths = write_report(data, directory=folder, lang=lang)
+        self.store.append_event(
+            ServiceName(service),
+            revision=Revision(int(data.release["revision"])),
+            kind="report.written",
+            message=f"report written to {paths.markdown}",
+            data={"markdown": str(paths.markdown), "json": str(paths.json), "svg": str(paths.svg)},
+        )
+        return paths
 
     def stop(self, service: str) -> ServiceView:
         """Drain and stop every instance of a service; its history stays."""

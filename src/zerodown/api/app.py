@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -134,6 +135,17 @@ def create_app(zd: Zerodown, *, token: str) -> Starlette:
             raise InputError("revision must be an integer") from None
         return zd.release(request.path_params["name"], revision)
 
+    def report(request: Request, body: dict[str, Any]) -> Any:
+        revision = body.get("revision")
+        directory = body.get("directory")
+        paths = zd.write_report(
+            request.path_params["name"],
+            revision=int(revision) if revision is not None else None,
+            lang=str(body.get("lang") or "zh-TW"),
+            directory=Path(directory) if directory else None,
+        )
+        return {"markdown": str(paths.markdown), "json": str(paths.json), "svg": str(paths.svg)}
+
     def stop_service(request: Request, body: dict[str, Any]) -> Any:
         return JSONResponse(zd.stop(request.path_params["name"]).to_dict(), status_code=202)
 
@@ -174,6 +186,7 @@ def create_app(zd: Zerodown, *, token: str) -> Starlette:
         Route("/v1/services/{name}/releases", guarded(releases), methods=["GET"]),
         Route("/v1/services/{name}/releases/{revision}", guarded(release), methods=["GET"]),
         Route("/v1/services/{name}/deploy", guarded(deploy), methods=["POST"]),
+        Route("/v1/services/{name}/report", guarded(report), methods=["POST"]),
         *[
             Route(f"/v1/services/{{name}}/{action}", guarded(control(action)), methods=["POST"])
             for action in ("promote", "pause", "resume", "abort", "rollback")

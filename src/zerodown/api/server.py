@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 
 import uvicorn
 
@@ -45,6 +46,7 @@ def serve(
     port: int = 0,
     store_url: str | None = None,
     proxy: bool = True,
+    report_dir: Path | None = None,
 ) -> int:
     """Run the controller until a signal; returns the process exit code."""
     state.ensure()
@@ -58,7 +60,7 @@ def serve(
     sock = bind(host, port)
     actual_host, actual_port = sock.getsockname()[:2]
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    zd = Zerodown.open(state, store_url=store_url, proxy=proxy)
+    zd = Zerodown.open(state, store_url=store_url, proxy=proxy, report_dir=report_dir)
     app = create_app(zd, token=token)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)

@@ -147,6 +147,13 @@ def serve(
         str | None, typer.Option(help="Store URL: a SQLite path or postgresql://...")
     ] = None,
     proxy: Annotated[bool, typer.Option(help="Route traffic through the built-in proxy.")] = True,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ZERODOWN_REPORT_DIR",
+            help="Where reports go (default: .claude/context/deployment/ beside each spec).",
+        ),
+    ] = None,
     detach: Annotated[bool, typer.Option(help="Run in the background and return.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -154,7 +161,9 @@ def serve(
     out = _out(as_json)
     state = _state().ensure()
     if detach:
-        info = _spawn_controller(state, host=host, port=port, store=store, proxy=proxy)
+        info = _spawn_controller(
+            state, host=host, port=port, store=store, proxy=proxy, report_dir=report_dir
+        )
         if as_json:
             out.json(
                 {"ok": True, "pid": info["pid"], "url": info["url"], "state_dir": str(state.path)}
@@ -167,11 +176,19 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    raise typer.Exit(run_server(state, host=host, port=port, store_url=store, proxy=proxy))
+    raise typer.Exit(
+        run_server(state, host=host, port=port, store_url=store, proxy=proxy, report_dir=report_dir)
+    )
 
 
 def _spawn_controller(
-    state: StateDir, *, host: str, port: int, store: str | None, proxy: bool
+    state: StateDir,
+    *,
+    host: str,
+    port: int,
+    store: str | None,
+    proxy: bool,
+    report_dir: Path | None,
 ) -> dict[str, Any]:
     running = state.read_controller()
     if running is not None and pid_alive(running.pid):
@@ -182,6 +199,8 @@ def _spawn_controller(
         argv += ["--store", store]
     if not proxy:
         argv.append("--no-proxy")
+    if report_dir is not None:
+        argv += ["--report-dir", str(report_dir.resolve())]
     log_path = state.path / "controller.log"
     with open(log_path, "ab") as log_file:
         child = subprocess.Popen(
@@ -520,6 +539,33 @@ def load(
         out.json(stats.to_dict())
     else:
         out.load_stats(stats.to_dict())
+
+
+@app.command()
+def report(
+    service: Annotated[str, typer.Argument(help="Service name.")],
+    revision: Annotated[int | None, typer.Option(help="Release (default: the newest).")] = None,
+    lang: Annotated[str, typer.Option(help="zh-TW (the template's labels) or en.")] = "zh-TW",
+    directory: Annotated[Path | None, typer.Option("--dir", help="Write here instead.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the Deployment Operations Report of a release again (Markdown, JSON, SVG)."""
+    out = _out(as_json)
+    if lang not in ("zh-TW", "en"):
+        raise InputError(f"--lang {lang!r}: choose zh-TW or en")
+    with _client() as client:
+        paths = client.post(
+            f"/v1/services/{service}/report",
+            {
+                "revision": revision,
+                "lang": lang,
+                "directory": str(directory.resolve()) if directory else None,
+            },
+        )
+    if as_json:
+        out.json({"ok": True, **paths})
+    else:
+        out.line(f"report: {paths['markdown']}")
 
 
 @app.command()

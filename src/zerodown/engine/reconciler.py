@@ -199,7 +199,7 @@ class Reconciler:
         owner: str | None = None,
         prober: Callable[..., ProbeResult] = probe,
         executor: Executor | None = None,
-        notifier: Callable[[ServiceSpec, dict[str, Any]], None] | None = None,
+        on_finish: Callable[[ServiceSpec, dict[str, Any]], None] | None = None,
         crash_hook: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
@@ -209,7 +209,8 @@ class Reconciler:
         self.clock = clock or SystemClock()
         self.tick_interval = tick_interval
         self.owner = owner or f"controller-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.notifier = notifier
+        # Called when a release ends (notify, report); must not raise.
+        self.on_finish = on_finish
         # Called with a label at each persisted transition; tests inject a crash there.
         self.crash_hook = crash_hook
         self._wakeup = threading.Event()
@@ -548,6 +549,25 @@ class Reconciler:
         new_stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
         self._apply_routes(name, releases, None, new_stable, srt)
         seconds = time.monotonic() - started
+        if stable is not None and stable.revision != revision and self.on_finish is not None:
+            rolled = self._spec_for(name, stable.revision)
+            if rolled is not None:
+                try:
+                    self.on_finish(
+                        rolled,
+                        {
+                            "service": name,
+                            "revision": int(stable.revision),
+                            "version": stable.version,
+                            "strategy": stable.strategy,
+                            "status": "rolled_back",
+                            "reason": f"rolled back by {who} to revision {revision}",
+                            "operation": "rollback",
+                            "timings": {"rollback_s": seconds},
+                        },
+                    )
+                except Exception:
+                    log.exception("after-release work failed")
         self.store.append_event(
             name,
             revision=target.revision,
@@ -744,7 +764,7 @@ class Reconciler:
         lock = state.get("lock_owner")
         if lock:
             self.store.release_lock(f"deploy:{name}", owner=str(lock))
-        if self.notifier is not None:
+        if self.on_finish is not None:
             payload = {
                 "service": name,
                 "revision": ctx.new,
@@ -753,9 +773,9 @@ class Reconciler:
                 **data,
             }
             try:
-                self.notifier(ctx.spec, payload)
-            except Exception:  # notification must never break the loop
-                log.exception("notification failed")
+                self.on_finish(ctx.spec, payload)
+            except Exception:  # notifications and reports must never break the loop
+                log.exception("after-release work failed")
 
     def _supersede(self, name: ServiceName, revision: int, *, by: int, after: float) -> None:
         old = self.store.get_release(name, Revision(revision))

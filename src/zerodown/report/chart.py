@@ -27,7 +27,7 @@ LEFT: Final = 70
 RIGHT: Final = 20
 PANEL_HEIGHT: Final = 140
 PANEL_GAP: Final = 46
-TOP: Final = 92
+TOP: Final = 104
 COLOURS: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 MARKERS: Final = {
     "traffic.switch": ("switch", "#555555"),
@@ -64,7 +64,7 @@ def render_svg(data: ReportInput) -> str:
         if e.kind in MARKERS and e.offset is not None and e.offset >= 0
     ]
     span = max([f.samples[-1].t - f.started, *(offset for offset, _, _ in markers), 1e-9])
-    x_max = _nice(span)
+    x_max = _axis_end(span)
     height = TOP + 3 * PANEL_HEIGHT + 2 * PANEL_GAP + 56
     parts = [_header(title, height, _description(f))]
     parts.append(_legend(series))
@@ -164,6 +164,9 @@ def _series(f: Facts) -> list[_Series]:
                 previous = (requests, failed)
             errors.append((x, rate))
             p95.append((x, _number(figures.get("p95_ms"))))
+        final = _final_weight(f, key)
+        if final is not None:
+            weight.append(final)
         result.append(
             _Series(
                 key=key,
@@ -175,6 +178,16 @@ def _series(f: Facts) -> list[_Series]:
             )
         )
     return result
+
+
+def _final_weight(f: Facts, key: str) -> Point | None:
+    """The weights recorded when the release ended, as a last point after the samples."""
+    weights = f.state.get("weights")
+    if f.finished is None or not isinstance(weights, dict) or f.finished <= f.samples[-1].t:
+        return None
+    total = sum(_number(v) or 0.0 for v in weights.values())
+    own = _number(weights.get(key)) or 0.0
+    return (f.finished - f.started, 100 * own / total if total > 0 else 0.0)
 
 
 def _label(f: Facts, key: str) -> str:
@@ -202,6 +215,12 @@ def _nice(value: float) -> float:
     return float(10 * power)
 
 
+def _axis_end(span: float) -> float:
+    """The end of the time axis: the first multiple of a nice quarter step at or after ``span``."""
+    step = _nice(span / 4)
+    return step * math.ceil(span / step - 1e-9)
+
+
 def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
@@ -216,7 +235,7 @@ def _legend(series: Sequence[_Series]) -> str:
         )
         x += 30 + 7 * len(s.label)
     parts.append(
-        f'<text x="{LEFT}" y="72" fill="#666666" font-size="11">dashed lines: traffic switch, '
+        f'<text x="{LEFT}" y="68" fill="#666666" font-size="11">dashed lines: traffic switch, '
         "rollback start, end of the release; red dashed line in the error panel: the "
         "rollback limit</text>"
     )
@@ -328,10 +347,13 @@ def _markers(markers: Sequence[tuple[float, str, str]], x_max: float) -> str:
     parts = []
     for offset, label, colour in markers:
         x = LEFT + inner * min(max(offset / x_max, 0.0), 1.0)
+        # A label that would run past the right edge goes on the line's left instead.
+        fits = x + 3 + 6.5 * len(label) <= WIDTH
+        anchor, text_x = ("start", x + 3) if fits else ("end", x - 3)
         parts.append(
             f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{colour}" '
             'stroke-dasharray="3 3"/>'
-            f'<text x="{x + 3:.1f}" y="{top + 12}" fill={quoteattr(colour)} font-size="11">'
-            f"{escape(label)}</text>"
+            f'<text x="{text_x:.1f}" y="{top + 12}" text-anchor="{anchor}" '
+            f'fill={quoteattr(colour)} font-size="11">{escape(label)}</text>'
         )
     return "\n".join(parts)

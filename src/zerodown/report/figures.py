@@ -325,7 +325,11 @@ class Facts:
             or self.generated
         )
         self.finished = _float(self.state.get("finished")) or _epoch(release.get("finished_at"))
-        self.events = [self._event(e) for e in raw_events]
+        # Oldest first (the store's order); a stable sort keeps events of one moment in order.
+        self.events = sorted(
+            (self._event(e) for e in raw_events),
+            key=lambda e: e.t if e.t is not None else math.inf,
+        )
         self.samples = sorted(
             (s for s in (self._sample(e) for e in self.events) if s is not None),
             key=lambda s: s.t,
@@ -515,10 +519,10 @@ def release_header(data: ReportInput) -> JSON:
 
 
 def _deployment_type(f: Facts) -> JSON:
-    if f.operation == "up" or f.strategy == "initial":
-        kind = "Initial"
-    elif f.operation == "rollback" or f.strategy == "rollback":
+    if f.operation == "rollback" or f.strategy == "rollback":
         kind = "Rollback"
+    elif f.operation == "up" or f.strategy == "initial":
+        kind = "Initial"
     else:
         kind = _TYPE_BY_STRATEGY.get(f.strategy) or (f.strategy or f.operation).title()
     weights = [w for w in (_int(e.data.get("weight")) for e in f.of_kind("canary.weight")) if w]
@@ -740,7 +744,12 @@ def _health_score(f: Facts) -> JSON:
             }
         )
     else:
-        reason = "no_previous" if f.stable is None else "no_latency"
+        if f.stable is None:
+            reason = "no_previous"
+        elif latency["new_p95_ms"] is None:
+            reason = "no_latency_new"
+        else:
+            reason = "no_latency"
         missing.append({"name": "latency", "reason": reason})
     serving = f.serving_revision
     instances = f.instances_of(serving)
@@ -1250,11 +1259,18 @@ def _performance(f: Facts) -> JSON:
             0,
             unserved > 0,
         ),
-        _rule("instance_restarts", float(restarts + crashes), 0, restarts + crashes > 0),
+        # A crash and the restart that follows it are one incident: count the larger of the two.
+        _rule("instance_restarts", float(max(restarts, crashes)), 0, max(restarts, crashes) > 0),
     ]
     triggered = [r["id"] for r in rules if r["triggered"]]
+    measured = len([r for r in rules if r["measured"]])
     return {
-        "bottlenecks": {"rules": rules, "triggered": triggered},
+        "bottlenecks": {
+            "rules": rules,
+            "triggered": triggered,
+            "measured": measured,
+            "total": len(rules),
+        },
         "resource_optimization": _resource_advice(f, cpu_peak, memory_peak, disk_peak, latency),
         "scaling": _scaling(f, cpu_peak),
     }
@@ -1332,7 +1348,7 @@ def _resource_advice(
                     "disk_high": DISK_PEAK_HIGH,
                 },
             )
-    return {"items": items}
+    return {"items": items, "count": len(items)}
 
 
 def _capacity_estimate(f: Facts) -> JSON:
@@ -1395,7 +1411,8 @@ def _scaling(f: Facts, cpu_peak: float | None) -> JSON:
 def _timeline(f: Facts) -> JSON:
     shown = [e for e in f.events if e.kind != "rollout.sample"]
     kinds = Counter(e.kind for e in shown)
-    timeline = [_step(e) for e in shown]
+    # The steps are listed under Deployment Execution: the timeline holds everything else.
+    timeline = [_step(e) for e in shown if e.kind not in _STEP_KINDS]
     omitted = 0
     if len(timeline) > _TIMELINE_LIMIT:
         half = _TIMELINE_LIMIT // 2
@@ -1458,6 +1475,7 @@ def _incident(f: Facts, status: JSON) -> JSON:
             "target_s": ROLLBACK_TARGET_S,
             "within_target": rollback_ms is not None and rollback_ms < ROLLBACK_TARGET_S * 1000,
             "restored_revision": f.stable,
+            "restored": _release_ref(f.stable, f.stable_version),
             "verified": str(rb.get("verified")) if rb.get("verified") else None,
         }
     if restored or f.operation == "rollback":
@@ -1471,6 +1489,7 @@ def _incident(f: Facts, status: JSON) -> JSON:
             "target_s": ROLLBACK_TARGET_S,
             "within_target": took is not None and took < ROLLBACK_TARGET_S * 1000,
             "restored_revision": f.new,
+            "restored": _release_ref(f.new, f.version),
         }
     if f.status == "failed":
         return {"incident": True, "kind": "failed", "reason": f.reason, "restored_revision": None}
@@ -1559,11 +1578,11 @@ def _lessons(f: Facts, status: JSON) -> JSON:
     restarts, crashes = _restarts(f)
     if restarts or crashes:
         items.append({"id": "instance_restarts", "restarts": restarts, "crashes": crashes})
-    if f.stable is None and f.status == "succeeded":
+    if f.stable is None and f.status == "succeeded" and f.operation != "rollback":
         items.append({"id": "first_baseline", "recorded": bool(f.state.get("recorded"))})
     if not items:
         items.append({"id": "nothing_notable"})
-    return {"items": items}
+    return {"items": items, "count": len(items)}
 
 
 # Recommendations ------------------------------------------------------------------------------
@@ -1580,8 +1599,14 @@ def _recommendations(f: Facts, sections: JSON) -> JSON:
     alerts = sections["events"]["alerts"]
     urgent: list[JSON] = []
     if f.status == "rolled_back":
+        manual = sections["deployment_summary"]["deployment_status"]["rollback"] == "manual"
         urgent.append(
-            {"id": "fix_release", "revision": f.new, "version": f.version, "reason": f.reason}
+            {
+                "id": "review_abort" if manual else "fix_release",
+                "revision": f.new,
+                "version": f.version,
+                "reason": f.reason,
+            }
         )
     elif f.status == "failed":
         urgent.append({"id": "service_down", "revision": f.new, "reason": f.reason})
@@ -1671,9 +1696,9 @@ def _recommendations(f: Facts, sections: JSON) -> JSON:
         "memory_total": memory.get("total"),
     }
     return {
-        "urgent_actions": {"items": urgent},
-        "improvements": {"items": improvements},
-        "preventive_actions": {"items": preventive},
+        "urgent_actions": {"items": urgent, "count": len(urgent)},
+        "improvements": {"items": improvements, "count": len(improvements)},
+        "preventive_actions": {"items": preventive, "count": len(preventive)},
         "capacity_planning": capacity,
     }
 

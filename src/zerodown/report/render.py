@@ -437,8 +437,9 @@ class _Fields:
         w = self.words
         new = f["new"]
         events = f["events"]
+        gone = new["total"] == 0 and f["serving_revision"] != new["revision"]
         value = w(
-            "health_counts",
+            "health_counts_gone" if gone else "health_counts",
             new=self.rev({"revision": new["revision"]}),
             healthy=new["healthy"],
             total=new["total"],
@@ -615,8 +616,15 @@ class _Fields:
         ]
         if f["triggered"]:
             names = ", ".join(w(f"short_{name}") for name in f["triggered"])
-            return w("bottlenecks_found", count=len(f["triggered"]), names=names), details
-        return w("bottlenecks_none"), details
+            found = w(
+                "bottlenecks_found",
+                count=len(f["triggered"]),
+                names=names,
+                measured=f["measured"],
+                total=f["total"],
+            )
+            return found, details
+        return w("bottlenecks_none", measured=f["measured"], total=f["total"]), details
 
     def advice(self, item: JSON) -> str:
         w = self.words
@@ -747,7 +755,7 @@ class _Fields:
             return w("incident_none"), []
         if kind == "failed":
             return w("incident_failed", reason=f["reason"] or "-"), []
-        target = self.rev({"revision": f["restored_revision"]})
+        target = self.rev(f["restored"])
         within = w("within") if f.get("within_target") else w("not_within")
         if kind == "manual_rollback":
             details = []
@@ -766,7 +774,17 @@ class _Fields:
         details = []
         if f["started_offset_s"] is not None:
             details.append(w("incident_started", offset=num(f["started_offset_s"])))
-        if f["rollback_ms"] is not None:
+        if f["rollback_ms"] is not None and f["rollback_apply_ms"] is None:
+            details.append(
+                w(
+                    "incident_switched_short",
+                    took=self.ms(f["rollback_ms"]),
+                    target=target,
+                    within=within,
+                    limit=num(f["target_s"]),
+                )
+            )
+        elif f["rollback_ms"] is not None:
             details.append(
                 w(
                     "incident_switched",
@@ -933,6 +951,7 @@ _URGENT_KEYS = frozenset(
     f"urgent_{s}"
     for s in (
         "fix_release",
+        "review_abort",
         "service_down",
         "restore_instances",
         "postcheck_failed",

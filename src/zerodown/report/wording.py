@@ -31,7 +31,7 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     # generic
     "not_measured": ("未測量", "not measured"),
     "not_measured_because": ("未測量: {reason}", "not measured: {reason}"),
-    "items": ("{count} 項:", "{count} items:"),
+    "items": ("{count} 項:", "items: {count}"),
     "list_sep": ("; ", "; "),
     "triggered": ("觸發", "triggered"),
     "not_triggered": ("未觸發", "not triggered"),
@@ -87,26 +87,30 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "no latency of the previous version to compare with (too few requests in the same "
         "window and none recorded)",
     ),
+    "reason_no_latency_new": (
+        "新版本沒有延遲資料 (沒有流量)",
+        "no latency figures for the new version (no traffic)",
+    ),
     "reason_no_instances": ("沒有實例資料", "no instance figures"),
     # deployment type
     "type_canary": (
         "Canary (段式流量切換: 新版本流量 {weights}; {analyses} 次分析)",
-        "Canary (staged traffic shift: new version at {weights}; {analyses} analyses)",
+        "Canary (staged traffic shift: new version at {weights}; analyses run: {analyses})",
     ),
     "type_canary_no_weights": (
         "Canary (段式流量切換; 尚未設定流量; {analyses} 次分析)",
-        "Canary (staged traffic shift; no weight set yet; {analyses} analyses)",
+        "Canary (staged traffic shift; no weight set yet; analyses run: {analyses})",
     ),
     "type_bluegreen": (
         "Blue-Green (完整環境切換: {replicas} 個新實例就緒後一次切換全部流量; {analyses} 次分析)",
         "Blue-Green (whole-environment switch: all traffic moves at once after {replicas} new "
-        "instance(s) are ready; {analyses} analyses)",
+        "instance(s) are ready; analyses run: {analyses})",
     ),
     "type_rolling": (
         "Rolling (循序實例更新: 逐批替換 {replicas} 個實例, 新實例健康後才停止舊實例; "
         "{analyses} 次分析)",
         "Rolling (instances replaced in turn: {replicas} instance(s), each new one healthy "
-        "before an old one stops; {analyses} analyses)",
+        "before an old one stops; analyses run: {analyses})",
     ),
     "type_initial": (
         "Initial (首次部署: 啟動 {replicas} 個實例, 沒有前一版本)",
@@ -142,7 +146,8 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     ),
     "partial_restarts": (
         "新版本實例重啟 {restarts} 次, 崩潰 {crashes} 次",
-        "the new version's instances restarted {restarts} times and crashed {crashes} times",
+        "the new version's instances restarted or crashed (restarts: {restarts}, crashes: "
+        "{crashes})",
     ),
     "partial_postcheck_failed": (
         "部署後檢查 {name} 失敗",
@@ -224,12 +229,12 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     # resources
     "cpu": (
         "{average}% (主機平均, {samples} 次取樣; 峰值 {peak}%, {cores} 核, load_1m 峰值 {load})",
-        "{average}% (host average over {samples} samples; peak {peak}%, {cores} cores, "
+        "{average}% (host average, samples: {samples}; peak {peak}%, cores: {cores}, "
         "peak load_1m {load})",
     ),
     "cpu_instance": (
-        "實例 {id} ({revision}) 目前 {cpu}% (單核的百分比)",
-        "instance {id} ({revision}) now {cpu}% (of one core)",
+        "實例 {id} ({revision}) 目前 {cpu} (單核的百分比)",
+        "instance {id} ({revision}) now {cpu} (of one core)",
     ),
     "memory": (
         "{average}% (主機平均; 峰值 {peak}%, 已用峰值 {used} / 共 {total})",
@@ -247,7 +252,7 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "送出平均 {sent} (峰值 {sent_peak}), 接收平均 {recv} (峰值 {recv_peak}); 主機整體, "
         "{samples} 次取樣 (psutil 不提供每個服務的網路計數)",
         "sent {sent} on average (peak {sent_peak}), received {recv} (peak {recv_peak}); whole "
-        "host, {samples} samples (psutil has no per-service network counters)",
+        "host, samples: {samples} (psutil has no per-service network counters)",
     ),
     # execution
     "checks_none_pre": (
@@ -257,11 +262,11 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     "checks_none_post": ("未設定部署後檢查", "no post-deployment checks configured"),
     "checks_counts": (
         "{count} 項: {passed} 通過, {warned} 警告, {failed} 失敗",
-        "{count} checks: {passed} passed, {warned} warned, {failed} failed",
+        "checks: {count} ({passed} passed, {warned} warned, {failed} failed)",
     ),
     "check_line": ("{name}: {status} — {summary}", "{name}: {status} — {summary}"),
     "check_figures": ("({figures})", "({figures})"),
-    "execution": ("{count} 個步驟", "{count} steps"),
+    "execution": ("{count} 個步驟", "steps: {count}"),
     "timing_switch": ("切換 {value}", "switch {value}"),
     "timing_switch_apply": ("切換路由套用 {value}", "switch routing applied in {value}"),
     "timing_rollback": ("回滾 {value}", "rollback {value}"),
@@ -275,26 +280,32 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "{new}: {healthy}/{total} 個實例健康 (應有 {expected}, 重啟 {restarts} 次); 事件: "
         "{ev_healthy} 次轉為健康, {ev_unhealthy} 次不健康, {ev_crashed} 次崩潰, "
         "{ev_restarted} 次重啟",
-        "{new}: {healthy}/{total} instances healthy ({expected} expected, {restarts} restarts); "
-        "events: {ev_healthy} healthy, {ev_unhealthy} unhealthy, {ev_crashed} crashed, "
-        "{ev_restarted} restarted",
+        "{new}: {healthy}/{total} instance(s) healthy (expected: {expected}, restarts: "
+        "{restarts}); events: healthy {ev_healthy}, unhealthy {ev_unhealthy}, crashed "
+        "{ev_crashed}, restarted {ev_restarted}",
+    ),
+    "health_counts_gone": (
+        "{new}: 新版本實例已全部停止; 事件: {ev_healthy} 次轉為健康, {ev_unhealthy} 次不健康, "
+        "{ev_crashed} 次崩潰, {ev_restarted} 次重啟",
+        "{new}: the new version's instances are all stopped; events: healthy {ev_healthy}, "
+        "unhealthy {ev_unhealthy}, crashed {ev_crashed}, restarted {ev_restarted}",
     ),
     "health_stable": (
         "前一版本 {stable}: {healthy}/{total} 個實例健康",
-        "previous version {stable}: {healthy}/{total} instances healthy",
+        "previous version {stable}: {healthy}/{total} instance(s) healthy",
     ),
     "health_verified": ("回滾驗證: {verified}", "rollback verified: {verified}"),
     "final_analysis": (
         "最後分析「{label}」({judge}, {verdicts} 次判定): {outcome} — {reason}",
-        "last analysis '{label}' ({judge}, {verdicts} verdicts): {outcome} — {reason}",
+        "last analysis '{label}' ({judge}, verdicts: {verdicts}): {outcome} — {reason}",
     ),
     "no_analysis": ("沒有分析判定", "no analysis verdict"),
     # monitoring
     "availability": (
         "{percent}% ({requests} 個請求中 {unserved} 個未能服務: {connect} 次連線失敗, "
         "{timeouts} 次逾時; 門檻 ≥ {limit}%)",
-        "{percent}% ({unserved} of {requests} requests not served: {connect} connection "
-        "failures, {timeouts} timeouts; limit ≥ {limit}%)",
+        "{percent}% ({unserved} of {requests} requests not served: connection failures: "
+        "{connect}, timeouts: {timeouts}; limit ≥ {limit}%)",
     ),
     "availability_version": (
         "{revision}: {percent}% ({requests} 個請求, {unserved} 個未服務)",
@@ -332,17 +343,20 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "{rps} rps ({requests} 個請求 / {seconds} s; 每個實例 {per_instance} rps, "
         "共 {replicas} 個實例)",
         "{rps} rps ({requests} requests in {seconds} s; {per_instance} rps per instance, "
-        "{replicas} instances)",
+        "instances: {replicas})",
     ),
     "throughput_version": (
         "{revision}: {rps} rps ({requests} 個請求)",
         "{revision}: {rps} rps ({requests} requests)",
     ),
     # performance
-    "bottlenecks_found": ("發現 {count} 項: {names}", "{count} found: {names}"),
+    "bottlenecks_found": (
+        "發現 {count} 項: {names} (已測量 {measured}/{total} 條規則)",
+        "{count} found: {names} ({measured}/{total} rules measured)",
+    ),
     "bottlenecks_none": (
-        "未發現瓶頸: 所有已測量的規則都在門檻內",
-        "no bottleneck: every measured rule is within its threshold",
+        "未發現瓶頸: 已測量的 {measured}/{total} 條規則都在門檻內",
+        "no bottleneck: the {measured}/{total} measured rules are within their thresholds",
     ),
     "rule_cpu_peak": (
         "主機 CPU 峰值 ≥ {threshold}% → CPU 受限: {value}",
@@ -422,7 +436,7 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     "advice_not_measured": ("未測量: {reason}", "not measured: {reason}"),
     "scaling_keep": (
         "維持 {replicas} 個實例: CPU 峰值 {peak}% ≤ 目標 {target}%",
-        "keep {replicas} instances: CPU peak {peak}% ≤ the {target}% target",
+        "keep the {replicas} instance(s): CPU peak {peak}% ≤ the {target}% target",
     ),
     "scaling_out": (
         "擴展到 {recommended} 個實例: CPU 峰值 {peak}% > 目標 {target}% "
@@ -438,7 +452,7 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     ),
     "scaling_not_measured": (
         "未測量: {reason}; 目前 {replicas} 個實例",
-        "not measured: {reason}; {replicas} instances now",
+        "not measured: {reason}; instances now: {replicas}",
     ),
     "scaling_rps": (
         "目前 {rps} rps, 每個實例 {per_instance} rps",
@@ -452,11 +466,11 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     # events
     "events": (
         "{count} 個事件 (另有 {samples} 次取樣): {kinds}",
-        "{count} events (and {samples} samples): {kinds}",
+        "events: {count} (plus samples: {samples}): {kinds}",
     ),
-    "events_none": ("0 個事件 (另有 {samples} 次取樣)", "0 events (and {samples} samples)"),
+    "events_none": ("0 個事件 (另有 {samples} 次取樣)", "events: 0 (plus samples: {samples})"),
     "event_kind": ("{kind} ×{count}", "{kind} ×{count}"),
-    "events_omitted": ("… 省略 {count} 個事件 …", "… {count} events left out …"),
+    "events_omitted": ("… 省略 {count} 個事件 …", "… events left out: {count} …"),
     "alerts_none": ("0 (期間沒有告警觸發)", "0 (no alerts fired during the window)"),
     "alerts_count": ("{count}", "{count}"),
     "alert_line": ("{name} [{severity}] {when}{message}", "{name} [{severity}] {when}{message}"),
@@ -470,8 +484,8 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     ),
     "incident_started": ("於 +{offset} s 開始回滾", "rollback started at +{offset} s"),
     "incident_switched": (
-        "流量在 {took} 內切回 {target} (路由套用 {apply}), {within}回滾目標 < {limit} s",
-        "traffic back on {target} within {took} (routing applied in {apply}), {within} the "
+        "流量在 {took} 內切回 {target}, 路由套用 {apply}, {within}回滾目標 < {limit} s",
+        "traffic back on {target} within {took}, routing applied in {apply}, {within} the "
         "< {limit} s rollback target",
     ),
     "incident_switched_short": (
@@ -506,7 +520,7 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "a health check triggered the rollback: {reason}",
     ),
     "lesson_failed": ("失敗原因: {reason}", "cause of the failure: {reason}"),
-    "lesson_analyses_passed": ("{count} 次分析通過", "{count} analyses passed"),
+    "lesson_analyses_passed": ("{count} 次分析通過", "analyses passed: {count}"),
     "lesson_latency": (
         "新版本 p95 {new} vs 前一版本 {baseline} ({ratio} 倍)",
         "new p95 {new} vs previous {baseline} ({ratio}×)",
@@ -523,7 +537,8 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     ),
     "lesson_instance_restarts": (
         "新版本實例重啟 {restarts} 次, 崩潰 {crashes} 次: 檢查啟動過程與資源限制",
-        "the new version's instances restarted {restarts} times and crashed {crashes} times: "
+        "the new version's instances restarted or crashed (restarts: {restarts}, crashes: "
+        "{crashes}): "
         "check start-up and resource limits",
     ),
     "lesson_first_baseline_recorded": (
@@ -545,6 +560,10 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "修正 {release} 的問題後再部署: {reason}",
         "fix {release} before deploying it again: {reason}",
     ),
+    "urgent_review_abort": (
+        "{release} 被中止並回滾: 確認中止的原因 ({reason}) 後再部署",
+        "{release} was aborted and rolled back: settle why ({reason}) before deploying again",
+    ),
     "urgent_service_down": (
         "{release} 部署失敗, 服務可能沒有健康實例: {reason}",
         "{release} failed; the service may have no healthy instance: {reason}",
@@ -558,8 +577,8 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "post-deployment check {name} failed: confirm the service works",
     ),
     "urgent_review_alerts": (
-        "處理期間觸發的 {count} 個告警",
-        "handle the {count} alerts that fired",
+        "處理期間觸發的告警 ({count} 個)",
+        "handle the alerts that fired ({count})",
     ),
     "urgent_free_disk": (
         "磁碟使用 {value}% ≥ {threshold}%: 立即釋放空間",
@@ -615,7 +634,7 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     ),
     "prevent_check_restarts": (
         "實例重啟或崩潰 {value} 次: 檢查重啟政策與啟動寬限時間",
-        "{value} instance restarts or crashes: check the restart policy and start-up grace",
+        "instance restarts or crashes: {value}; check the restart policy and start-up grace",
     ),
     "prevent_alert_rules": (
         "設定告警規則, 讓錯誤率與延遲異常在部署以外也能被發現",
@@ -627,9 +646,9 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     ),
     "capacity_rps": (
         "目前 {replicas} 個實例處理 {rps} rps (每個實例 {per_instance} rps)",
-        "{replicas} instances serve {rps} rps ({per_instance} rps each)",
+        "{replicas} instance(s) serve {rps} rps ({per_instance} rps each)",
     ),
-    "capacity_instances": ("目前 {replicas} 個實例", "{replicas} instances now"),
+    "capacity_instances": ("目前 {replicas} 個實例", "instances now: {replicas}"),
     "capacity_estimate": (
         "以 CPU {target}% 為目標, 依平均 CPU {cpu}% 線性估計可承載約 {capacity} rps "
         "({headroom} 倍)",

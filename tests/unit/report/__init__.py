@@ -1,0 +1,1 @@
+"""Unit tests of the Deployment Operations Report: Markdown, JSON twin, chart and files."""
