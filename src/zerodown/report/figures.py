@@ -250,7 +250,7 @@ def _rate(bytes_per_s: float | None) -> JSON | None:
 
 
 def _hms(seconds: float) -> str:
-    whole = max(0, round(seconds))
+    whole = max(0, int(seconds))  # truncated, like the ISO times beside it
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 

@@ -201,5 +201,5 @@ def test_a_rollout_still_in_progress_is_reported_as_such() -> None:
     running = ReportInput(**{**data.__dict__, "release": release})
     markdown = render_markdown(running, chart_name=None)
     assert "- 部署狀態: 進行中 (paused): canary analysis 2 inconclusive after 600s" in markdown
-    assert "- 部署時間: 進行中: 已 34.8 s (0:00:35), 自 2024-05-01T12:00:00Z 起" in markdown
+    assert "- 部署時間: 進行中: 已 34.8 s (0:00:34), 自 2024-05-01T12:00:00Z 起" in markdown
     check_report(markdown, report_json(running))

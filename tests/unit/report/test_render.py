@@ -79,7 +79,9 @@ def test_a_succeeded_canary_reads_as_a_success_with_its_stages_and_figures() -> 
     figures = report_json(data)["sections"]
     assert f["deployment_type"].startswith("Canary (段式流量切換: 新版本流量 5% → 25% → 50% → 100%")
     assert f["deployment_status"].startswith("成功: all steps done")
-    assert f["deployment_time"].startswith("33.8 s (0:00:34)")
+    assert f["deployment_time"].startswith(
+        "33.8 s (0:00:33), 2024-05-01T12:00:00Z → 2024-05-01T12:00:33Z"
+    )
     assert "7120 個請求, 其中 1890 個 (26.545%) 送達新版本" in f["impact"]
     score = figures["infrastructure"]["health_score"]["score"]
     assert f["health_score"].startswith(f"{score}/100")
@@ -103,6 +105,7 @@ def test_a_rolled_back_canary_says_why_and_how_fast() -> None:
         "流量在 36 ms 內切回 revision 3 (v1.5.0), 路由套用 0.41 ms, 符合回滾目標 < 30 s"
         in (f["incident_response"])
     )
+    assert f["health_checks"].startswith("revision 4: 新版本實例已全部停止; 事件: 2 次轉為健康")
     assert "回滾驗證: 2/2 instances of revision 3 healthy" in f["health_checks"]
     assert (
         "回滾由分析觸發: error_rate: error rate 12.5 % > 5 % (5 of 40 requests)"

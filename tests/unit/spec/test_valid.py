@@ -166,7 +166,7 @@ def test_yaml_keys_are_camel_case_and_values_are_converted() -> None:
         hooks:
           preDeploy: [make migrate]
         checks:
-          pre: [{http: /ready}]
+          pre: {dependencies: [{name: ready, url: "http://127.0.0.1:9000/ready"}]}
         """
     )
     assert spec.version == "1.10"
@@ -185,7 +185,8 @@ def test_yaml_keys_are_camel_case_and_values_are_converted() -> None:
     assert spec.analysis.max_error_rate == pytest.approx(0.015)
     assert spec.analysis.min_availability == 0.995
     assert spec.hooks.pre_deploy == ("make migrate",)
-    assert spec.checks.pre == ({"http": "/ready"},)
+    (ready,) = spec.checks.pre.dependencies
+    assert (ready.name, ready.kind, ready.timeout) == ("ready", "http", 2.0)
 
 
 def test_blue_green_spec() -> None:
@@ -260,7 +261,7 @@ def test_example_spec_validates_with_the_demo_settings() -> None:
     spec = loaded.spec
     assert spec.service == "demo"
     assert spec.platform == "local"
-    assert spec.run.command == "python app.py"
+    assert spec.run.command == "python3 app.py"
     assert spec.replicas == 3
     assert spec.health_check.http is not None and spec.health_check.http.path == "/healthz"
     assert (spec.health_check.interval, spec.health_check.timeout) == (0.5, 0.4)
