@@ -589,7 +589,7 @@ class Reconciler:
         state = copy.deepcopy(original)
         status = rollout.status
         if status == ReleaseStatus.PENDING or "started" not in state:
-            state.setdefault("started", self.clock.now().timestamp())
+            state.setdefault("started", rollout.created_at.timestamp())
             state["stable"] = stable.revision if stable is not None else None
             snapshot = self._metrics(name)
             if snapshot is not None:
