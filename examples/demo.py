@@ -10,6 +10,8 @@ Runs the commands a new user types, printing each one and what it prints:
 6. v5: a rolling update, instance by instance;
 7. ``history``, ``status``, ``logs``; then ``shutdown --all``.
 
+Each operation leaves a Deployment Operations Report in ``.claude/context/deployment/``.
+
 It uses its own state directory and a free port, and checks that no process is left behind.
 """
 
@@ -83,7 +85,9 @@ def main() -> int:
     load: subprocess.Popen[str] | None = None
     try:
         run(["validate", str(spec)], env)
-        run(["serve", "--detach"], env)
+        reports = Path.cwd() / ".claude" / "context" / "deployment"
+        before_reports = set(reports.glob("*.md")) if reports.exists() else set()
+        run(["serve", "--detach", "--report-dir", str(reports)], env)
         run(["up", str(spec), "--version", "v1"], env)
 
         url = f"http://127.0.0.1:{port}/"
@@ -129,6 +133,10 @@ def main() -> int:
         run(["history", "demo"], env)
         run(["status", "demo"], env)
         run(["logs", "demo", "--tail", "5"], env)
+        written = sorted(set(reports.glob("*.md")) - before_reports)
+        print(f"\n# {len(written)} Deployment Operations Reports, one per operation, in {reports}:")
+        for path in written:
+            print(f"  {path.name}")
     finally:
         if load is not None:
             load.kill()
