@@ -358,15 +358,15 @@ class Zerodown:
         owner = f"{who} (deploy of {version or spec.version or loaded.spec_hash[:8]})"
         self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=LOCK_TTL)
         label = version or spec.version or loaded.spec_hash[:8]
+        # The lock's owner is part of the release from its first write: the reconciler may
+        # pick the release up at once, and whatever state it saves must keep the owner.
         release = self.store.create_release(
             name,
             version=Version(label),
             spec_text=loaded.text,
             spec_hash=loaded.spec_hash,
             strategy=chosen,
-        )
-        release = self.store.update_release(
-            name, release.revision, state={"lock_owner": owner, "requested_by": who}
+            state={"lock_owner": owner, "requested_by": who},
         )
         self.store.upsert_service(
             name, spec_path=str(Path(spec_path).resolve()), spec_text=loaded.text
@@ -445,18 +445,16 @@ class Zerodown:
             return self.reconciler.command(service, "flip", revision=target.revision, who=who)
         except RefusedError:
             pass  # not warm any more: roll its spec out again
+        owner = f"{who} (rollback to revision {target.revision})"
+        release_stale_lock(self.store, name, releases)
+        self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=LOCK_TTL)
         release = self.store.create_release(
             name,
             version=target.version,
             spec_text=target.spec_text,
             spec_hash=target.spec_hash,
             strategy="rollback",
-        )
-        release_stale_lock(self.store, name, releases)
-        owner = f"{who} (rollback to revision {target.revision})"
-        self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=LOCK_TTL)
-        self.store.update_release(
-            name, release.revision, state={"lock_owner": owner, "rollback_of": target.revision}
+            state={"lock_owner": owner, "rollback_of": target.revision},
         )
         self.store.append_event(
             name,

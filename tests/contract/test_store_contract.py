@@ -211,6 +211,22 @@ def test_create_release_takes_an_initial_status(store: Store) -> None:
     assert release.status is ReleaseStatus.PROGRESSING
 
 
+def test_create_release_stores_an_initial_state(store: Store) -> None:
+    """A release can be born with its state, so no other writer sees it without."""
+    store.upsert_service(ServiceName("web"), spec_path="/x", spec_text="t")
+    created = store.create_release(
+        ServiceName("web"),
+        version=Version("v1"),
+        spec_text="t",
+        spec_hash="h",
+        strategy="canary",
+        state={"lock_owner": "alice"},
+    )
+    assert created.state == {"lock_owner": "alice"}
+    again = store.get_release(ServiceName("web"), created.revision)
+    assert again.state == {"lock_owner": "alice"}
+
+
 def test_create_release_for_unknown_service_raises_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError, match="ghost"):
         make_release(store, ServiceName("ghost"))

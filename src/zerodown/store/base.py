@@ -143,6 +143,7 @@ class Store(Protocol):
         spec_hash: str,
         strategy: str,
         status: ReleaseStatus = ReleaseStatus.PENDING,
+        state: Mapping[str, Any] | None = None,
     ) -> ReleaseRecord:
         """Next revision (1, 2, ...) for the service, allocated atomically.
 

@@ -301,6 +301,7 @@ class SqlStore:
         spec_hash: str,
         strategy: str,
         status: ReleaseStatus = ReleaseStatus.PENDING,
+        state: Mapping[str, Any] | None = None,
     ) -> ReleaseRecord:
         def insert_next(tx: _Transaction) -> Any:
             # On PostgreSQL the service row is locked, so creators for one service queue here;
@@ -319,7 +320,7 @@ class SqlStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 f" RETURNING {_RELEASE_COLUMNS}",
                 (service, revision, version, spec_hash, spec_text, strategy,
-                 ReleaseStatus(status).value, "", "{}", now, now, None),
+                 ReleaseStatus(status).value, "", _to_json(state or {}), now, now, None),
             )  # fmt: skip
 
         return _release(self._run(insert_next, conflict_attempts=_REVISION_ATTEMPTS))
