@@ -22,7 +22,7 @@ from zerodown.spec.steps import (
 )
 
 if TYPE_CHECKING:
-    from zerodown.spec.models import AnalysisSpec, NotifyEvent, ServiceSpec
+    from zerodown.spec.models import AnalysisSpec, HttpMethod, NotifyEvent, ServiceSpec
 
 __all__ = [
     "DEFAULT_CANARY_WEIGHTS",
@@ -61,6 +61,25 @@ DEFAULT_NOTIFY_TIMEOUT_SECONDS: Final = 5.0
 DEFAULT_WINDOW_START: Final = "00:00"
 DEFAULT_WINDOW_END: Final = "24:00"
 DEFAULT_WINDOW_TIMEZONE: Final = "UTC"
+
+# checks (an omitted checks section runs the capacity check only)
+DEFAULT_CPU_PER_INSTANCE: Final = 0.1
+DEFAULT_MEMORY_PER_INSTANCE: Final = 64 * 1024**2
+DEFAULT_DISK_FREE: Final = 500 * 1024**2
+DEFAULT_DEPENDENCY_TIMEOUT_SECONDS: Final = 2.0
+DEFAULT_DEPENDENCY_STATUS: Final = 200
+DEFAULT_BACKUP_MAX_AGE_SECONDS: Final = 24 * 3600.0
+DEFAULT_BACKUP_TIMEOUT_SECONDS: Final = 600.0
+"""How long a backup command may run before the check gives up on it (not in the spec)."""
+DEFAULT_SMOKE_METHOD: Final[HttpMethod] = "GET"
+DEFAULT_SMOKE_PATH: Final = "/"
+DEFAULT_SMOKE_STATUS: Final = 200
+DEFAULT_SMOKE_TIMEOUT_SECONDS: Final = 5.0
+DEFAULT_MAX_P95_RATIO: Final = 1.5
+DEFAULT_LOG_PATTERNS: Final = ("ERROR", "Traceback")
+DEFAULT_LOG_MAX_MATCHES: Final = 0
+DEFAULT_MAX_4XX_RATE: Final = 0.10
+DEFAULT_MAX_CLIENT_ABORT_RATE: Final = 0.05
 
 # strategy (an omitted strategy is rolling with these settings)
 DEFAULT_MAX_SURGE: Final = 1

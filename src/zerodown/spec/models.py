@@ -6,21 +6,31 @@ are checked in ``validation.py``, where every problem gets its YAML line. Defaul
 ``defaults.py``. YAML keys are camelCase, attributes snake_case (see ``SpecModel``); durations
 are float seconds and percentages fractions.
 
-The ``notify``, ``deploy`` and ``traffic.canaryMatch`` sections bring their own small value
-types (webhook URLs, ``HH:MM`` times, IANA time zones, times with an offset, header and cookie
-names); they live here, next to the only models that use them.
+The ``notify``, ``deploy``, ``traffic.canaryMatch`` and ``checks`` sections bring their own
+small value types (webhook URLs, ``HH:MM`` times, IANA time zones, times with an offset, header
+and cookie names, sizes such as ``64Mi``, dependency URLs, log patterns); they live here, next
+to the only models that use them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
+import math
 import re
 import zoneinfo
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    JsonValue,
+    WithJsonSchema,
+    model_validator,
+)
 
 from zerodown.core.types import Address
 from zerodown.spec import defaults
@@ -39,6 +49,7 @@ from zerodown.spec.fields import (
     LatencyRatio,
     MinRequests,
     NonEmptyStr,
+    Number,
     Platform,
     Port,
     RestartPolicy,
@@ -52,30 +63,45 @@ from zerodown.spec.fields import (
 from zerodown.spec.steps import AnalysisStep, CanaryStep
 
 __all__ = [
+    "SIZE_EXPECTED",
     "WEEKDAYS",
     "AnalysisSpec",
+    "BackupCheckSpec",
     "BlueGreenSpec",
     "CanaryMatchRule",
     "CanarySpec",
+    "CapacityCheckSpec",
     "ChecksSpec",
+    "DataSize",
+    "DependencyCheckSpec",
+    "DependencyKind",
     "DeploySpec",
     "DeployWindow",
+    "FeedbackCheckSpec",
     "FreezeSpec",
     "HealthCheckSpec",
     "HooksSpec",
+    "HttpMethod",
     "HttpProbe",
+    "LogScanSpec",
     "NotifyEvent",
     "NotifySpec",
+    "PerformanceCheckSpec",
+    "PostChecksSpec",
+    "PreChecksSpec",
     "ProbeKind",
     "RollingSpec",
     "RunSpec",
     "ServiceSpec",
+    "SmokeTestSpec",
     "StrategySpec",
     "TcpProbe",
     "TrafficSpec",
     "Weekday",
     "clock_minutes",
+    "format_size",
     "parse_aware_time",
+    "parse_size",
 ]
 
 ProbeKind = Literal["http", "tcp", "command"]
@@ -244,6 +270,142 @@ def _match_value(value: Any) -> Any:
 
 HeaderOrCookieName = Annotated[str, AfterValidator(_check_token)]
 MatchValue = Annotated[str, BeforeValidator(_match_value)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Value types of checks: sizes, dependency URLs and log patterns
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*([A-Za-z]*)")
+_SIZE_UNITS: Final[dict[str, int]] = {
+    "": 1,
+    "B": 1,
+    "k": 1000,
+    "kB": 1000,
+    **{
+        f"{letter}{binary}{suffix}": (1024 if binary else 1000) ** power
+        for power, letter in enumerate("KMGT", start=1)
+        for binary in ("", "i")
+        for suffix in ("", "B")
+    },
+}
+SIZE_EXPECTED: Final = (
+    "expected a size such as 64Mi, 500M or 2Gi (Ki, Mi, Gi, Ti count in 1024s, K, M, G, T in "
+    "1000s, a plain number is bytes)"
+)
+
+
+def parse_size(value: Any) -> int:
+    """Bytes in ``value``: ``"64Mi"`` -> 67108864, ``"500M"`` -> 500000000, ``1024`` -> 1024.
+
+    ``ValueError`` for anything else: booleans, negative sizes and unknown units (``64m`` is
+    refused rather than guessed: in Kubernetes ``m`` means a thousandth).
+    """
+    if isinstance(value, bool):
+        raise ValueError(SIZE_EXPECTED)
+    if isinstance(value, int | float):
+        number, unit = float(value), ""
+    elif isinstance(value, str):
+        match = _SIZE.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(SIZE_EXPECTED)
+        number, unit = float(match.group(1)), match.group(2)
+    else:
+        raise ValueError(SIZE_EXPECTED)
+    if unit not in _SIZE_UNITS or not math.isfinite(number) or number < 0:
+        raise ValueError(SIZE_EXPECTED)
+    return round(number * _SIZE_UNITS[unit])
+
+
+def format_size(size: float) -> str:
+    """``67108864`` -> ``"64 MiB"``, ``1536`` -> ``"1.5 KiB"``, ``12`` -> ``"12 B"``."""
+    amount = float(size)
+    if abs(amount) < 1024:
+        return f"{amount:.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        amount /= 1024
+        if abs(amount) < 1024 or unit == "TiB":
+            break
+    return f"{amount:.3g} {unit}" if amount < 1000 else f"{amount:.0f} {unit}"
+
+
+def _size(value: Any) -> int:
+    try:
+        return parse_size(value)
+    except ValueError:
+        hint = None
+        match = _SIZE.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match and match.group(2) and match.group(2)[0].upper() in "KMGT":
+            number, letter = match.group(1), match.group(2)[0].upper()
+            hint = f"did you mean '{number}{letter}i' or '{number}{letter}'?"
+        raise spec_value_error(SIZE_EXPECTED, hint=hint) from None
+
+
+DataSize = Annotated[
+    int,
+    BeforeValidator(_size),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]}),
+]
+"""A number of bytes, written as ``64Mi``, ``500M``, ``2Gi`` or a plain number of bytes."""
+
+DependencyKind = Literal["http", "tcp", "postgresql", "redis"]
+_DEPENDENCY_KINDS: Final[dict[str, DependencyKind]] = {
+    "http": "http",
+    "https": "http",
+    "tcp": "tcp",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "redis": "redis",
+}
+_DEPENDENCY_URL_EXPECTED: Final = (
+    "expected an http://, https://, tcp://, postgresql:// or redis:// URL, such as "
+    "tcp://127.0.0.1:5672"
+)
+
+
+def _check_dependency_url(value: str) -> str:
+    text = value.strip()
+    scheme, sep, _ = text.partition("://")
+    kind = _DEPENDENCY_KINDS.get(scheme.lower()) if sep else None
+    if kind is None:
+        if not sep:
+            hint = f"add a scheme, such as tcp://{text}" if text else None
+        else:
+            hint = f"'{scheme}' is not probed; tcp://host:port checks that it accepts connections"
+        raise spec_value_error(_DEPENDENCY_URL_EXPECTED, hint=hint)
+    if kind == "postgresql":
+        # libpq reads several hosts (h1:5432,h2:5432) and a socket folder in the query string;
+        # psycopg judges those when the check runs.
+        return text
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        raise spec_value_error(f"expected a port 1..65535 in the {scheme} URL") from None
+    if not parts.hostname:
+        raise spec_value_error(f"expected a host in the {scheme} URL, such as {scheme}://127.0.0.1")
+    if kind == "tcp" and port is None:
+        raise spec_value_error(
+            "expected tcp://host:port with a port", hint=f"such as tcp://{parts.hostname}:5672"
+        )
+    return text
+
+
+DependencyUrl = Annotated[str, AfterValidator(_check_dependency_url)]
+
+
+def _check_pattern(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise spec_value_error(
+            f"expected a regular expression ({exc})",
+            hint="patterns are regular expressions: write \\[ \\( \\. for the plain characters",
+        ) from None
+    return value
+
+
+LogPattern = Annotated[NonEmptyStr, AfterValidator(_check_pattern)]
+"""A regular expression searched in each log line."""
 
 
 def _at_least_one_day(days: tuple[str, ...]) -> tuple[str, ...]:
@@ -436,11 +598,144 @@ class AnalysisSpec(SpecModel):
     """False-alarm rate of the sequential judge."""
 
 
-class ChecksSpec(SpecModel):
-    """Pre- and post-deployment checks; each item a mapping whose keys the checks define."""
+class CapacityCheckSpec(SpecModel):
+    """Room on this machine for the instances a deployment starts (the default pre-check)."""
 
-    pre: tuple[dict[str, Any], ...] = ()
-    post: tuple[dict[str, Any], ...] = ()
+    cpu_per_instance: Number = Field(defaults.DEFAULT_CPU_PER_INSTANCE, ge=0)
+    """CPU cores one instance needs; compared with the cores the load average leaves free."""
+    memory_per_instance: DataSize = defaults.DEFAULT_MEMORY_PER_INSTANCE
+    """Bytes of available memory one instance needs."""
+    disk_free: DataSize = defaults.DEFAULT_DISK_FREE
+    """Bytes that must be free on the disk holding zerodown's state."""
+
+
+class DependencyCheckSpec(SpecModel):
+    """A service the release needs, probed for real before anything changes.
+
+    ``http(s)://`` is a GET answering ``expect_status``, ``tcp://`` a connect,
+    ``postgresql://`` a connection running ``SELECT 1`` and ``redis://`` a ``PING``.
+    """
+
+    name: NonEmptyStr
+    url: DependencyUrl
+    timeout: PositiveDuration = defaults.DEFAULT_DEPENDENCY_TIMEOUT_SECONDS
+    expect_status: Int = Field(defaults.DEFAULT_DEPENDENCY_STATUS, ge=100, le=599)
+    """For http(s) URLs only (``validation.py`` refuses it on the others)."""
+
+    @property
+    def kind(self) -> DependencyKind:
+        """``"http"`` (also for https), ``"tcp"``, ``"postgresql"`` or ``"redis"``."""
+        return _DEPENDENCY_KINDS[self.url.partition("://")[0].lower()]
+
+
+class BackupCheckSpec(SpecModel):
+    """A fresh backup before the deployment: made by ``command``, or one at most ``max_age`` old.
+
+    ``artifacts`` is a glob, relative to the spec's folder, naming the backup files; the newest
+    is the one checked (not empty; with a command, written by it).
+    """
+
+    command: NonEmptyStr | None = None
+    """A shell command run in the spec's folder; exit status 0 means it worked."""
+    artifacts: NonEmptyStr
+    max_age: PositiveDuration = defaults.DEFAULT_BACKUP_MAX_AGE_SECONDS
+    """Without a command: how old the newest artifact may be."""
+
+
+class PreChecksSpec(SpecModel):
+    """Checks run before a deployment changes anything."""
+
+    capacity: CapacityCheckSpec = Field(default_factory=CapacityCheckSpec)
+    dependencies: tuple[DependencyCheckSpec, ...] = ()
+    backup: BackupCheckSpec | None = None
+    """None: no backup is checked (the report says so)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_none(cls, data: Any) -> Any:
+        return _drop_nulls(data, ("capacity", "dependencies"))
+
+
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class SmokeTestSpec(SpecModel):
+    """One HTTP request to the new release, and what its answer must hold.
+
+    ``expect_json`` keys may be dotted paths into the JSON body (``{"data.version": "2"}``); a
+    mapping value must be contained in the answer's, any other value must equal it.
+    """
+
+    name: NonEmptyStr
+    method: HttpMethod = defaults.DEFAULT_SMOKE_METHOD
+    path: HttpPath = defaults.DEFAULT_SMOKE_PATH
+    headers: dict[HeaderOrCookieName, MatchValue] = Field(default_factory=dict)
+    body: str | None = None
+    expect_status: Int = Field(defaults.DEFAULT_SMOKE_STATUS, ge=100, le=599)
+    expect_body: NonEmptyStr | None = None
+    """Text the body must contain."""
+    expect_json: dict[NonEmptyStr, JsonValue] | None = None
+    timeout: PositiveDuration = defaults.DEFAULT_SMOKE_TIMEOUT_SECONDS
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_none(cls, data: Any) -> Any:
+        return _drop_nulls(data, ("headers",))
+
+
+class PerformanceCheckSpec(SpecModel):
+    """The new release's p95 latency against the previous release's recorded p95."""
+
+    max_p95_ratio: LatencyRatio = defaults.DEFAULT_MAX_P95_RATIO
+
+
+class LogScanSpec(SpecModel):
+    """Lines in the new instances' logs that must not appear (more than ``max_matches`` times).
+
+    Patterns are regular expressions searched in each line; case matters.
+    """
+
+    patterns: tuple[LogPattern, ...] = defaults.DEFAULT_LOG_PATTERNS
+    max_matches: Int = Field(defaults.DEFAULT_LOG_MAX_MATCHES, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_none(cls, data: Any) -> Any:
+        return _drop_nulls(data, ("patterns",))
+
+
+class FeedbackCheckSpec(SpecModel):
+    """What users' requests say about the new release: client errors and abandoned requests."""
+
+    max_4xx_rate: Fraction = Field(defaults.DEFAULT_MAX_4XX_RATE, alias="max4xxRate")
+    max_client_abort_rate: Fraction = defaults.DEFAULT_MAX_CLIENT_ABORT_RATE
+    url: WebhookUrl | None = None
+    """An endpoint (a feedback or error-tracking service) that must answer 2xx."""
+
+
+class PostChecksSpec(SpecModel):
+    """Checks run once the new release serves all the traffic.
+
+    None (or no smoke tests) means not configured; in YAML ``logs:`` alone turns the log scan
+    on with its defaults (``validation.py`` reads it as ``logs: {}``).
+    """
+
+    smoke: tuple[SmokeTestSpec, ...] = ()
+    performance: PerformanceCheckSpec | None = None
+    logs: LogScanSpec | None = None
+    feedback: FeedbackCheckSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_none(cls, data: Any) -> Any:
+        return _drop_nulls(data, ("smoke",))
+
+
+class ChecksSpec(SpecModel):
+    """Pre-deployment checks (capacity always) and post-deployment validation."""
+
+    pre: PreChecksSpec = Field(default_factory=PreChecksSpec)
+    post: PostChecksSpec = Field(default_factory=PostChecksSpec)
 
     @model_validator(mode="before")
     @classmethod

@@ -6,8 +6,9 @@ hint. Meaning problems (``semantic_problems``) relate several fields: canary wei
 go up and end at 100, a health-check timeout no longer than its interval, exactly one strategy
 and one probe kind, ``run.command`` for local services, a rolling update that can make progress,
 a blue-green preview port apart from the listen port, a deployment window whose end differs
-from its start, a freeze that ends after it starts, and canary match rules naming exactly one of
-a header or a cookie. They are checked on the raw document so that one run reports shape and
+from its start, a freeze that ends after it starts, canary match rules naming exactly one of
+a header or a cookie, and checks with names of their own (``expectStatus`` only on http
+dependencies). They are checked on the raw document so that one run reports shape and
 meaning problems together, each with its line and field path.
 """
 
@@ -69,22 +70,40 @@ def validate_document(data: Any, *, source: SourceMap, filename: str) -> Service
     return spec
 
 
+_KINDS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("strategy",): ("rolling", "blueGreen", "canary"),
+    ("healthCheck",): ("http", "tcp"),
+    ("checks", "post"): ("performance", "logs", "feedback"),
+}
+"""Where a key with nothing after it chooses that kind (or turns that check on) with defaults."""
+
+
 def _empty_kinds_as_defaults(data: dict[str, Any]) -> dict[str, Any]:
-    """Read ``canary:`` or ``tcp:`` with nothing after it as ``canary: {}`` / ``tcp: {}``.
+    """Read ``canary:``, ``tcp:`` or ``logs:`` with nothing after it as ``canary: {}`` ...
 
     In the models None means "not chosen"; in YAML a kind named with no settings plainly means
     "this one, with its defaults". Done here rather than in the models so that a dumped model
     (with its None fields) validates back to itself.
     """
-    kinds = {"strategy": ("rolling", "blueGreen", "canary"), "healthCheck": ("http", "tcp")}
-    result = dict(data)
-    for section, names in kinds.items():
-        block = result.get(section)
-        if isinstance(block, dict) and any(name in block and block[name] is None for name in names):
-            result[section] = {
-                key: {} if key in names and value is None else value for key, value in block.items()
-            }
+    result = data
+    for path, names in _KINDS.items():
+        result = _nulls_as_empty(result, path, names)
     return result
+
+
+def _nulls_as_empty(block: Any, path: tuple[str, ...], names: tuple[str, ...]) -> Any:
+    """``block`` with the null ``names`` in the mapping at ``path`` made ``{}`` (copied)."""
+    if not isinstance(block, dict):
+        return block
+    if path:
+        head = path[0]
+        if head not in block:
+            return block
+        inner = _nulls_as_empty(block[head], path[1:], names)
+        return block if inner is block[head] else {**block, head: inner}
+    if not any(name in block and block[name] is None for name in names):
+        return block
+    return {key: {} if key in names and value is None else value for key, value in block.items()}
 
 
 def did_you_mean(word: str, choices: Iterable[str], *, keys: bool = True) -> str | None:
@@ -393,6 +412,9 @@ def semantic_problems(
     traffic = data.get("traffic")
     if isinstance(traffic, dict):
         _check_canary_match(problems, traffic.get("canaryMatch"))
+    checks = data.get("checks")
+    if isinstance(checks, dict):
+        _check_checks(problems, checks)
     return problems.items
 
 
@@ -654,6 +676,43 @@ def _check_canary_match(problems: _Problems, rules: Any) -> None:
                 "expected exactly one of header or cookie in a match rule, found both",
                 "give the cookie a rule of its own; a request matching any rule goes to the canary",
             )
+
+
+def _check_checks(problems: _Problems, checks: dict[str, Any]) -> None:
+    pre, post = checks.get("pre"), checks.get("post")
+    if isinstance(pre, dict) and isinstance(pre.get("dependencies"), list):
+        path: DocPath = ("checks", "pre", "dependencies")
+        _check_unique_names(problems, path, pre["dependencies"], "dependency")
+        for index, item in enumerate(pre["dependencies"]):
+            if not isinstance(item, dict) or "expectStatus" not in item:
+                continue
+            url = item.get("url")
+            scheme = url.partition("://")[0].lower() if isinstance(url, str) else ""
+            if scheme in ("tcp", "postgresql", "postgres", "redis"):
+                problems.at_key(
+                    (*path, index, "expectStatus"),
+                    f"expectStatus applies to http:// and https:// URLs, not to {scheme}://",
+                    "leave it out: the check passes when the dependency answers",
+                )
+    if isinstance(post, dict) and isinstance(post.get("smoke"), list):
+        _check_unique_names(problems, ("checks", "post", "smoke"), post["smoke"], "smoke test")
+
+
+def _check_unique_names(problems: _Problems, path: DocPath, items: list[Any], what: str) -> None:
+    """Each item's ``name`` names it in the report: two with one name could not be told apart."""
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            problems.at_value(
+                (*path, index, "name"),
+                f"expected a name no other {what} has, got '{name}'",
+                f"{format_path((*path, first[name]))} is already named '{name}'",
+            )
+        else:
+            first[name] = index
 
 
 def _joined(words: Sequence[str], *, last: str = "and") -> str:

@@ -402,9 +402,9 @@ CASES: dict[str, Case] = {
         "expected a list, got 'make migrate'",
     ),
     "check item that is not a mapping": Case(
-        MINIMAL + "checks:\n  pre:\n    - disk-space\n",
-        6,
-        "checks.pre[0]",
+        MINIMAL + "checks:\n  pre:\n    dependencies:\n      - disk-space\n",
+        7,
+        "checks.pre.dependencies[0]",
         "expected a mapping, got 'disk-space'",
     ),
     "pause with a bad duration": Case(

@@ -1,0 +1,1 @@
+"""Pre- and post-deployment checks against real servers."""
