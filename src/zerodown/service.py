@@ -17,9 +17,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from zerodown.checks.base import worst_status
+from zerodown.checks.pre import run_prechecks
 from zerodown.checks.windows import deploy_allowed
 from zerodown.core.clock import Clock, SystemClock
-from zerodown.core.errors import InputError, LockHeldError, RefusedError, TemporaryError
+from zerodown.core.errors import (
+    InputError,
+    LockHeldError,
+    PreflightError,
+    RefusedError,
+    TemporaryError,
+)
 from zerodown.core.state import StateDir
 from zerodown.core.types import Revision, ServiceName, Version
 from zerodown.engine.faults import crash_hook_from_env
@@ -292,12 +300,14 @@ class Zerodown:
                 desired_state="running",
             )
             label = version or spec.version or loaded.spec_hash[:8]
+            prechecks = self._prechecks(loaded, spec_path=spec_path, stable=None)
             release = self.store.create_release(
                 name,
                 version=Version(label),
                 spec_text=loaded.text,
                 spec_hash=loaded.spec_hash,
                 strategy="initial",
+                state={"prechecks": prechecks},
             )
             self.store.append_event(
                 name,
@@ -354,10 +364,21 @@ class Zerodown:
                 "a rollout keeps the address; stop and up the service to move it"
             )
         self._check_window(spec, force=force)
+        label = version or spec.version or loaded.spec_hash[:8]
+        prechecks = self._prechecks(loaded, spec_path=spec_path, stable=stable)
+        if worst_status(r["status"] for r in prechecks) == "fail" and not force:
+            self._blocked(
+                name,
+                loaded,
+                label=label,
+                strategy=chosen,
+                prechecks=prechecks,
+                stable=stable,
+                who=who,
+            )
         release_stale_lock(self.store, name, releases)
         owner = f"{who} (deploy of {version or spec.version or loaded.spec_hash[:8]})"
         self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=LOCK_TTL)
-        label = version or spec.version or loaded.spec_hash[:8]
         # The lock's owner is part of the release from its first write: the reconciler may
         # pick the release up at once, and whatever state it saves must keep the owner.
         release = self.store.create_release(
@@ -366,7 +387,7 @@ class Zerodown:
             spec_text=loaded.text,
             spec_hash=loaded.spec_hash,
             strategy=chosen,
-            state={"lock_owner": owner, "requested_by": who},
+            state={"lock_owner": owner, "requested_by": who, "prechecks": prechecks},
         )
         self.store.upsert_service(
             name, spec_path=str(Path(spec_path).resolve()), spec_text=loaded.text
@@ -380,6 +401,84 @@ class Zerodown:
         )
         self.reconciler.wake()
         return ReleaseView.of(release)
+
+    def _prechecks(
+        self, loaded: LoadedSpec, *, spec_path: str, stable: ReleaseRecord | None
+    ) -> list[dict[str, Any]]:
+        """The seed's pre-deployment checklist, measured now: capacity, dependencies, backup,
+        rollback plan."""
+        spec = loaded.spec
+        ready = 0
+        if stable is not None:
+            ready = sum(
+                1
+                for i in self.store.list_instances(ServiceName(spec.service), states=("running",))
+                if i.revision == stable.revision
+            )
+        results = run_prechecks(
+            spec,
+            spec_dir=Path(spec_path).resolve().parent,
+            state_dir=self.state.path,
+            instances=spec.replicas,
+            previous_revision=int(stable.revision) if stable is not None else None,
+            previous_version=str(stable.version) if stable is not None else None,
+            previous_ready=ready,
+            replicas=spec.replicas,
+        )
+        return [r.to_dict() for r in results]
+
+    def _blocked(
+        self,
+        name: ServiceName,
+        loaded: LoadedSpec,
+        *,
+        label: str,
+        strategy: str,
+        prechecks: list[dict[str, Any]],
+        stable: ReleaseRecord | None,
+        who: str,
+    ) -> None:
+        """A failed pre-deployment check: record the attempt (nothing else changes), write its
+        report, and refuse."""
+        failed = [c for c in prechecks if c["status"] == "fail"]
+        reason = "blocked by pre-deployment checks: " + "; ".join(
+            f"{c['name']}: {c['summary']}" for c in failed
+        )
+        now = self.clock.now().timestamp()
+        release = self.store.create_release(
+            name,
+            version=Version(label),
+            spec_text=loaded.text,
+            spec_hash=loaded.spec_hash,
+            strategy=strategy,
+            status=ReleaseStatus.FAILED,
+            state={
+                "prechecks": prechecks,
+                "blocked": True,
+                "requested_by": who,
+                "stable": int(stable.revision) if stable is not None else None,
+                "started": now,
+                "finished": now,
+                "duration_s": 0.0,
+            },
+        )
+        self.store.update_release(
+            name, release.revision, status=ReleaseStatus.FAILED, reason=reason, finished=True
+        )
+        self.store.append_event(
+            name,
+            revision=release.revision,
+            kind="release.blocked",
+            message=reason,
+            data={"prechecks": prechecks},
+        )
+        where = ""
+        try:
+            paths = self.write_report(name, revision=int(release.revision), operation="deploy")
+            where = f"; report: {paths.markdown}"
+        except Exception:  # the refusal matters more than its report
+            log.exception("report of a blocked deploy failed")
+        raise PreflightError(f"{reason} (nothing was changed; --force overrides){where}")
 
     def _check_window(self, spec: ServiceSpec, *, force: bool) -> None:
         deploy = spec.deploy

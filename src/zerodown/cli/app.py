@@ -380,7 +380,8 @@ def deploy(
     out = _out(as_json)
     loaded = load_spec(spec)
     name = loaded.spec.service
-    with _client() as client:
+    # Pre-deployment checks run before the answer (a backup hook may take minutes).
+    with ControllerClient(_state(), timeout=900) as client:
         after = _last_event_id(client)
         result = client.post(
             f"/v1/services/{name}/deploy",

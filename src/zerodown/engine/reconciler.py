@@ -41,7 +41,9 @@ from typing import Any
 
 from zerodown.analysis import judge_for
 from zerodown.analysis.base import AnalysisInput, Outcome, Verdict
+from zerodown.checks.base import CheckResult, worst
 from zerodown.checks.health import HealthProbeConfig, HealthTracker, ProbeResult, probe
+from zerodown.checks.post import run_postchecks
 from zerodown.core.clock import Clock, SystemClock
 from zerodown.core.errors import RefusedError, TemporaryError, ZerodownError
 from zerodown.core.types import Address, InstanceId, Revision, ServiceName, Version
@@ -167,6 +169,14 @@ def probe_config(spec: ServiceSpec) -> HealthProbeConfig:
     return HealthProbeConfig(kind="http", path=path, expect_status=status, timeout=hc.timeout)
 
 
+def needs_validation(spec: ServiceSpec) -> bool:
+    """True when the spec configures any post-deployment check."""
+    post = spec.checks.post
+    return bool(post.smoke) or any(
+        check is not None for check in (post.performance, post.logs, post.feedback)
+    )
+
+
 def release_stale_lock(store: Store, name: ServiceName, releases: list[ReleaseRecord]) -> None:
     """Let go of a deploy lock whose rollout has ended (it ended as the lock was being freed,
     or a crash came in between): only a release still rolling out holds the lock."""
@@ -222,6 +232,7 @@ class Reconciler:
         self._probes = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         self._stoppers = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="stop")
         self._commands_lock = threading.Lock()
+        self._validations: dict[tuple[ServiceName, int], Future[list[CheckResult]]] = {}
         self._host = HostSampler(
             disk_path=logbook.folder.parent if logbook.folder.parent.exists() else "/"
         )
@@ -608,6 +619,8 @@ class Reconciler:
                 self.store.acquire_lock(f"deploy:{name}", owner=str(lock), ttl=LOCK_TTL)
         if state.get("phase") == "rolling_back":
             self._advance_rollback(ctx)
+        elif "validating" in state:
+            self._validate(ctx)
         elif state.get("paused", {}).get("kind") == "user":
             health_guard(ctx)
         else:
@@ -620,6 +633,16 @@ class Reconciler:
             strategy(ctx)
         self._sample(ctx)
         outcome = state.pop("outcome", None)
+        if (
+            outcome is not None
+            and outcome["status"] == "succeeded"
+            and needs_validation(spec)
+            and "postchecks" not in state
+        ):
+            # Traffic is on the new release now; validate it before calling it done.
+            state["validating"] = {"started": ctx.now, "outcome": outcome}
+            ctx.emit("validation.started", "post-deployment validation of the new release")
+            outcome = None
         if outcome is not None:
             self._finish(ctx, outcome)
             return
@@ -655,6 +678,62 @@ class Reconciler:
             return f"step {min(int(state.get('step', 0)) + 1, steps)}/{steps}, {share} % traffic"
         return f"{phase}, {share} % traffic on the new release"
 
+    def _validate(self, ctx: _Context) -> None:
+        """Post-deployment validation (smoke tests, performance baseline, log scan, user
+        feedback), run off the loop's thread; a failure starts the rollback."""
+        key = (ctx.service.name, ctx.new)
+        future = self._validations.get(key)
+        if future is None:
+            inputs = self._validation_inputs(ctx)
+            self._validations[key] = self._stoppers.submit(run_postchecks, ctx.spec, **inputs)
+            return
+        if not future.done():
+            return
+        del self._validations[key]
+        try:
+            results = future.result()
+        except Exception as exc:  # a check must not raise; if one does, it failed
+            results = [CheckResult("validation", "fail", f"{type(exc).__name__}: {exc}")]
+        pending = ctx.state.pop("validating")
+        ctx.state["postchecks"] = [r.to_dict() for r in results]
+        failed = [r for r in results if r.status == "fail"]
+        ctx.emit(
+            "validation.finished",
+            f"post-deployment validation: {worst(results)}"
+            + (f" ({'; '.join(f'{r.name}: {r.summary}' for r in failed)})" if failed else ""),
+            results=ctx.state["postchecks"],
+        )
+        if failed:
+            ctx.rollback(
+                "post-deployment validation failed: "
+                + "; ".join(f"{r.name}: {r.summary}" for r in failed)
+            )
+        else:
+            ctx.state["outcome"] = pending["outcome"]
+
+    def _validation_inputs(self, ctx: _Context) -> dict[str, Any]:
+        """What post-deployment validation measures against: the service address, the new
+        release's traffic over the rollout, the previous release's p95, the new logs."""
+        spec = ctx.spec
+        summary = self._summary(ctx) or {}
+        new = (summary.get("versions") or {}).get(str(ctx.new)) or {}
+        previous_p95 = ctx.state.get("baseline_latency")
+        if ctx.stable is not None:
+            stable_figures = (summary.get("versions") or {}).get(str(ctx.stable)) or {}
+            previous_p95 = stable_figures.get("latency_p95_s") or previous_p95
+        started = float(ctx.state.get("started", ctx.now))
+        page = self.logbook.read(ctx.service.name, since=started, limit=100_000)
+        lines = [(e.ts, e.instance, e.line) for e in page.entries if e.revision == ctx.new]
+        return {
+            "base_url": parse_listen(spec.traffic.listen).url,
+            "p95_new": new.get("latency_p95_s"),
+            "p95_previous": previous_p95,
+            "log_lines": lines,
+            "requests": new.get("requests"),
+            "responses_4xx": int(new.get("responses_4xx") or 0),
+            "client_aborts": None,
+        }
+
     def _begin_rollback(self, state: dict[str, Any], reason: str, verdict: Verdict | None) -> None:
         state["phase"] = "rolling_back"
         state["rollback"] = {
@@ -666,6 +745,7 @@ class Reconciler:
         state.pop("analysis", None)
         state.pop("paused", None)
         state.pop("promote", None)
+        state.pop("validating", None)
 
     def _advance_rollback(self, ctx: _Context) -> None:
         """The seed's rollback procedure: stop the rollout, restore the previous version,

@@ -293,3 +293,57 @@ def test_a_freeze_refuses_the_deploy_unless_forced(controller: Controller, tmp_p
     assert env.cli("history", "shop", "--json").json()["releases"][0]["revision"] == 1
     forced = env.cli("deploy", str(v2), "--version", "v2", "--force")
     assert forced.code == 0, forced.stderr
+
+
+def test_a_failing_dependency_blocks_the_deploy_and_changes_nothing(
+    controller: Controller, tmp_path: Path
+) -> None:
+    """R20: the check runs for real; the blocked attempt is recorded and reported."""
+    env = controller.env
+    dead = free_port()  # nothing listens there
+    checks = (
+        f"checks:\n  pre:\n    dependencies:\n      - {{name: db, url: 'tcp://127.0.0.1:{dead}'}}\n"
+    )
+    with service_under_load(controller, tmp_path, CANARY) as (_, load, port):
+        before = env.cli("status", "shop", "--json").json()
+        code, out = deploy(
+            controller, tmp_path, spec_text(port=port, strategy=CANARY, extra=checks), "v2"
+        )
+        after = env.cli("status", "shop", "--json").json()
+        stats = load.finish()
+    assert code == 3
+    message = out["error"]["message"]
+    assert out["error"]["code"] == "preflight_failed"
+    assert "blocked by pre-deployment checks" in message and "db" in message
+    assert after["release"]["revision"] == 1
+    assert {i["id"] for i in after["instances"]} == {i["id"] for i in before["instances"]}
+    assert stats.header_counts.keys() == {"v1"}
+    assert_no_rollout_failures(stats)
+    history = env.cli("history", "shop", "--json").json()["releases"]
+    assert (history[0]["revision"], history[0]["status"]) == (2, "failed")
+    reports = sorted(tmp_path.glob(".claude/context/deployment/*-shop.md"))
+    assert reports and "blocked by pre-deployment checks" in reports[-1].read_text()
+
+
+def test_a_failing_smoke_test_after_the_switch_rolls_back(
+    controller: Controller, tmp_path: Path
+) -> None:
+    """R22: post-deployment validation runs against the new release; a failure rolls back."""
+    checks = (
+        "checks:\n  post:\n    smoke:\n"
+        "      - {name: home, path: /, expectStatus: 200, expectBody: 'no-such-text'}\n"
+        "    logs: {patterns: ['Traceback'], maxMatches: 0}\n"
+    )
+    with service_under_load(controller, tmp_path, BLUE_GREEN) as (_, load, port):
+        code, out = deploy(
+            controller, tmp_path, spec_text(port=port, strategy=BLUE_GREEN, extra=checks), "v2"
+        )
+        stats = load.finish()
+    assert code == 1
+    release = out["release"]
+    assert release["status"] == "rolled_back"
+    assert "post-deployment validation failed" in release["reason"]
+    assert "smoke:home" in release["reason"]
+    names = {c["name"]: c["status"] for c in release["state"]["postchecks"]}
+    assert names["smoke:home"] == "fail" and names["logs"] == "pass"
+    assert_no_rollout_failures(stats)
