@@ -75,9 +75,12 @@ class ReleaseView:
     spec_hash: str
     created_at: str | None
     finished_at: str | None
+    duration_s: float | None  # from creation to the end of the rollout
+    timings: dict[str, float]  # switch_s, rollback_s ... as measured
 
     @classmethod
     def of(cls, release: ReleaseRecord) -> ReleaseView:
+        duration = release.state.get("duration_s")
         return cls(
             revision=int(release.revision),
             version=str(release.version),
@@ -87,6 +90,8 @@ class ReleaseView:
             spec_hash=release.spec_hash,
             created_at=_iso(release.created_at),
             finished_at=_iso(release.finished_at),
+            duration_s=float(duration) if duration is not None else None,
+            timings={str(k): float(v) for k, v in (release.state.get("timings") or {}).items()},
         )
 
     def to_dict(self) -> dict[str, Any]:

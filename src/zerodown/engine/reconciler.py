@@ -560,6 +560,10 @@ class Reconciler:
         new_stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
         self._apply_routes(name, releases, None, new_stable, srt)
         seconds = time.monotonic() - started
+        if stable is not None and stable.revision != revision:
+            rolled_state = copy.deepcopy(dict(self.store.get_release(name, stable.revision).state))
+            rolled_state["timings"] = {**(rolled_state.get("timings") or {}), "rollback_s": seconds}
+            self.store.update_release(name, stable.revision, state=rolled_state)
         if stable is not None and stable.revision != revision and self.on_finish is not None:
             rolled = self._spec_for(name, stable.revision)
             if rolled is not None:

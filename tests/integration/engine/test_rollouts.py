@@ -247,6 +247,8 @@ def test_manual_rollback_to_a_warm_release_is_a_weight_flip(
     ]
     for release in history:
         assert {"strategy", "status", "reason", "created_at", "finished_at"} <= set(release)
+        assert {"duration_s", "timings"} <= set(release)
+    assert history[0]["timings"]["rollback_s"] < 1.0  # the flip back to revision 1
 
 
 def test_a_rollback_notifies_the_webhook_with_the_reason(
