@@ -124,10 +124,11 @@ def test_enough_of_everything_passes_with_every_figure() -> None:
     }
 
 
-def test_cpu_below_the_need_fails_and_below_the_headroom_warns() -> None:
+def test_cpu_below_the_need_only_warns_since_cpu_is_shared_not_reserved() -> None:
+    """A busy minute (load average) must not block a deploy: CPU short is a warning."""
     capacity = CapacityCheckSpec(cpu_per_instance=1.0)
     short = assess_capacity(capacity, measured(load_1m=2.0), instances=3)  # 2 free, 3 needed
-    assert short.status == "fail"
+    assert short.status == "warn"
     assert short.summary == "not enough CPU: 2.00 of 4 cores free, 3.00 needed for 3 instances"
     tight = assess_capacity(capacity, measured(load_1m=0.0), instances=3)  # 4 free < 4.5
     assert tight.status == "warn"
