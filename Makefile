@@ -12,11 +12,11 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 		(scripts/system-deps.sh python3-venv && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV))
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,postgres]'
+	$(BIN)/python -m pip install -q -e '.[dev,postgres,docker]'
 	@touch $(STAMP)
 
 system-test:
-	@scripts/system-deps.sh postgresql
+	@scripts/system-deps.sh postgresql docker.io
 
 system-bench:
 	@scripts/system-deps.sh haproxy nginx wrk
@@ -29,8 +29,10 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# dockerd is started for the container tests and stopped afterwards, even when tests fail;
+# pytest's exit status (exit 5 for 'no tests' included) is what make returns.
 test: $(STAMP) system-test lint
-	$(BIN)/pytest
+	@trap 'scripts/dockerd.sh stop' EXIT; scripts/dockerd.sh start && $(BIN)/pytest
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py

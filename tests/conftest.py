@@ -11,7 +11,11 @@ import os
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.fixtures.postgres", "tests.fixtures.zerodown"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.zerodown",
+    "tests.fixtures.images",
+]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,9 +28,10 @@ from zerodown.core.errors import (
     PreflightError,
     RefusedError,
     TemporaryError,
+    ZerodownError,
 )
 from zerodown.core.state import StateDir
-from zerodown.core.types import Revision, ServiceName, Version
+from zerodown.core.types import ResourceUsage, Revision, ServiceName, Version
 from zerodown.engine.faults import crash_hook_from_env
 from zerodown.engine.reconciler import (
     ACTIVE_STATUSES,
@@ -43,12 +45,14 @@ from zerodown.engine.reconciler import (
 from zerodown.ops.logs import LogBook, LogPage
 from zerodown.ops.notify import send_webhooks
 from zerodown.platforms.base import Platform
+from zerodown.platforms.docker import DockerPlatform
 from zerodown.platforms.local import LocalPlatform
+from zerodown.platforms.swarm import SwarmPlatform
 from zerodown.report import ReportPaths, write_report
 from zerodown.report.model import ReportInput
 from zerodown.spec import LoadedSpec, ServiceSpec, parse_spec
 from zerodown.store import open_store
-from zerodown.store.base import EventRecord, ReleaseRecord, ReleaseStatus, Store
+from zerodown.store.base import EventRecord, InstanceRecord, ReleaseRecord, ReleaseStatus, Store
 from zerodown.traffic.base import TrafficRouter
 from zerodown.traffic.proxy.client import ProxyRouter
 from zerodown.traffic.proxy.launcher import ensure_proxy
@@ -248,7 +252,13 @@ class Zerodown:
             ensure_proxy(state.path)
             router = ProxyRouter(state.path)
         store = open_store(store_url, state_dir=state.path, clock=clock)
-        platforms: dict[str, Platform] = {"local": LocalPlatform(state_dir=state.path, clock=clock)}
+        # Container platforms connect to the engine on first use, so listing them costs nothing
+        # for users who never leave ``local``.
+        platforms: dict[str, Platform] = {
+            "local": LocalPlatform(state_dir=state.path, clock=clock),
+            "docker": DockerPlatform(state_dir=state.path, clock=clock),
+            "swarm": SwarmPlatform(state_dir=state.path, clock=clock),
+        }
         return cls(
             state=state,
             store=store,
@@ -691,13 +701,12 @@ class Zerodown:
         spec = None
         if shown is not None:
             spec = parse_spec(shown.spec_text, filename=record.spec_path).spec
+        records = self.store.list_instances(name, states=(*LIVE_STATES, "crashed"))
+        usages = self._usages(records) if resources else {}
         instances = []
-        for inst in self.store.list_instances(name, states=(*LIVE_STATES, "crashed")):
+        for inst in records:
             runtime = self.reconciler.live_runtime(inst.id) or {}
-            usage = None
-            if resources and inst.state in LIVE_STATES:
-                platform = self.platforms.get(inst.platform)
-                usage = platform.resources(record_to_instance(inst)) if platform else None
+            usage = usages.get(inst.id)
             instances.append(
                 InstanceView(
                     id=inst.id,
@@ -723,6 +732,24 @@ class Zerodown:
             release=ReleaseView.of(shown) if shown is not None else None,
             instances=instances,
         )
+
+    def _usages(self, records: list[InstanceRecord]) -> dict[str, ResourceUsage]:
+        """CPU and memory of live instances, read in parallel (a container engine takes about a
+        second per stats call); an instance whose figures cannot be read is left out."""
+
+        def read(record: InstanceRecord) -> tuple[str, ResourceUsage | None]:
+            platform = self.platforms.get(record.platform)
+            if platform is None or record.state not in LIVE_STATES:
+                return record.id, None
+            try:
+                return record.id, platform.resources(record_to_instance(record))
+            except ZerodownError:
+                return record.id, None
+
+        if not records:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(8, len(records))) as pool:
+            return {key: usage for key, usage in pool.map(read, records) if usage is not None}
 
     def history(self, service: str, *, limit: int = 50) -> list[ReleaseView]:
         name = ServiceName(service)

@@ -1,6 +1,7 @@
-"""Every platform behaves alike: one suite run against LocalPlatform and FakePlatform.
+"""Every platform behaves alike: one suite run against every platform and the fake.
 
-The local platform runs the real example app (``examples/app.py``) as processes; the fake keeps
+The local platform runs the real example app (``examples/app.py``) as processes; docker and
+swarm run it from a locally built image (``tests/fixtures/images.py``); the fake keeps
 instances in memory. Whatever the engine may rely on is pinned here, so a test that passes on
 the fake says something true about the real platform.
 """
@@ -45,15 +46,18 @@ class Harness:
     wait_ready: Callable[[Instance], None]
     emit_log_line: Callable[[Instance, int], None]  # makes the instance log "GET /sleep/<n> "
     kill: Callable[[Instance], None]  # makes it die on its own from SIGKILL
+    image: str | None = None  # container platforms run the app from this image
 
     def start(self, slot: int = 0, port: int | None = None) -> Instance:
+        command = f"{shlex.quote(sys.executable)} {shlex.quote(str(APP))}"
         request = InstanceRequest(
             service=ServiceName("web"),
             version=Version("v1"),
             revision=Revision(7),
             slot=slot,
-            command=f"{shlex.quote(sys.executable)} {shlex.quote(str(APP))}",
+            command="" if self.image else command,
             port=port,
+            image=self.image,
         )
         return self.started(self.platform.start(request))
 
@@ -101,10 +105,53 @@ def _fake() -> Harness:
     )
 
 
-@pytest.fixture(params=["local", "fake"])
+def _container_harness(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    # Resolved only for these parameters, so local and fake need no Docker engine.
+    engine = request.getfixturevalue("swarm_engine" if kind == "swarm" else "docker_engine")
+    image = request.getfixturevalue("app_image")
+    labels = request.getfixturevalue("test_labels")
+    platform: Platform
+    if kind == "swarm":
+        from zerodown.platforms.swarm import SwarmPlatform, task_container
+
+        swarm = SwarmPlatform(state_dir=tmp_path / "state", labels=labels)
+        platform = swarm
+
+        def kill(instance: Instance) -> None:
+            container = task_container(swarm, instance)
+            assert container is not None, "the service has no running container"
+            container.kill()
+
+    else:
+        from zerodown.platforms.docker import DockerPlatform
+
+        platform = DockerPlatform(state_dir=tmp_path / "state", labels=labels)
+
+        def kill(instance: Instance) -> None:
+            engine.containers.get(instance.meta["container_id"]).kill()
+
+    def wait_ready(instance: Instance) -> None:
+        wait_until(lambda: _serves(instance), timeout=60, what=f"{instance.id} to serve")
+
+    def emit(instance: Instance, n: int) -> None:
+        assert _http_get(instance.address, f"/sleep/{n}") == 200
+
+    return Harness(
+        platform=platform,
+        started=lambda instance: instance,  # test_labels removes whatever is left
+        wait_ready=wait_ready,
+        emit_log_line=emit,
+        kill=kill,
+        image=image,
+    )
+
+
+@pytest.fixture(params=["local", "fake", "docker", "swarm"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path, ledger: ProcessLedger) -> Harness:
     if request.param == "local":
         return _local(tmp_path, ledger)
+    if request.param in ("docker", "swarm"):
+        return _container_harness(request.param, request, tmp_path)
     return _fake()
 
 

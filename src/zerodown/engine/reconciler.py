@@ -53,6 +53,7 @@ from zerodown.engine.strategies.common import health_guard
 from zerodown.metrics.system import HostSampler
 from zerodown.ops.logs import LogBook
 from zerodown.platforms.base import Instance, InstanceRequest, InstanceState, Platform
+from zerodown.platforms.docker import BuildContext, ContainerRequest
 from zerodown.spec import ServiceSpec, parse_spec
 from zerodown.spec.defaults import default_canary_steps
 from zerodown.spec.models import AnalysisSpec
@@ -167,6 +168,45 @@ def probe_config(spec: ServiceSpec) -> HealthProbeConfig:
     path = http.path if http is not None else "/healthz"
     status = http.expect_status if http is not None else 200
     return HealthProbeConfig(kind="http", path=path, expect_status=status, timeout=hc.timeout)
+
+
+def instance_request(
+    spec: ServiceSpec,
+    *,
+    service: ServiceName,
+    version: Version,
+    revision: Revision,
+    slot: int,
+    spec_dir: Path,
+    workdir: Path,
+) -> InstanceRequest:
+    """What to ask a platform for: a process (``local``) or a container with the spec's image
+    or build, port and limits (``docker``, ``swarm``)."""
+    common: dict[str, Any] = {
+        "service": service,
+        "version": version,
+        "revision": revision,
+        "slot": slot,
+        "command": spec.run.command or "",
+        "env": {k: str(v) for k, v in spec.env.items()},
+        "workdir": workdir,
+        "image": spec.run.image,
+    }
+    if spec.platform not in ("docker", "swarm"):
+        return InstanceRequest(**common)
+    build = None
+    if spec.run.build is not None:
+        build = BuildContext(
+            context=(spec_dir / spec.run.build.context).resolve(),
+            dockerfile=spec.run.build.dockerfile,
+        )
+    return ContainerRequest(
+        **common,
+        container_port=spec.run.container_port,
+        cpus=spec.run.cpus,
+        memory_bytes=int(spec.run.memory) if spec.run.memory is not None else None,
+        build=build,
+    )
 
 
 def needs_validation(spec: ServiceSpec) -> bool:
@@ -1105,15 +1145,14 @@ class Reconciler:
         workdir = Path(service.spec_path).parent
         if spec.run.workdir:
             workdir = (workdir / spec.run.workdir).resolve()
-        request = InstanceRequest(
+        request = instance_request(
+            spec,
             service=ServiceName(service.name),
             version=Version(release.version),
             revision=release.revision,
             slot=slot,
-            command=spec.run.command or "",
-            env={k: str(v) for k, v in spec.env.items()},
+            spec_dir=Path(service.spec_path).parent,
             workdir=workdir,
-            image=spec.run.image,
         )
         instance = platform.start(request)
         restarts = previous.restarts + 1 if previous is not None else 0

@@ -417,13 +417,31 @@ def _at_least_one_day(days: tuple[str, ...]) -> tuple[str, ...]:
     return days
 
 
+class RunBuildSpec(SpecModel):
+    """``run.build``: build the image of each revision from a folder (no registry involved)."""
+
+    context: NonEmptyStr
+    """The build folder, relative to the folder of the spec file."""
+    dockerfile: NonEmptyStr = "Dockerfile"
+    """Relative to ``context``."""
+
+
 class RunSpec(SpecModel):
-    """How one instance runs: for ``local`` the command that starts it, its port in env ``PORT``."""
+    """How one instance runs: for ``local`` the command that starts it, its port in env ``PORT``;
+    for ``docker`` and ``swarm`` the image (or its build), port and limits of each container."""
 
     command: NonEmptyStr | None = None
     workdir: NonEmptyStr | None = None
     """Relative to the folder of the spec file (see ``LoadedSpec.workdir``)."""
     image: NonEmptyStr | None = None
+    build: RunBuildSpec | None = None
+    """Container platforms: built once per revision as ``zerodown/<service>:r<revision>``."""
+    container_port: Port = 8080
+    """Container platforms: the port the app listens on inside the container (env ``PORT``)."""
+    cpus: Annotated[Number, Field(gt=0, le=1024)] | None = None
+    """Container platforms: CPU limit in cores, e.g. 0.5."""
+    memory: DataSize | None = None
+    """Container platforms: memory limit, e.g. ``256Mi``."""
     stop_grace_seconds: Duration = defaults.DEFAULT_STOP_GRACE_SECONDS
     restart: RestartPolicy = defaults.DEFAULT_RESTART
     max_restarts: Int = Field(defaults.DEFAULT_MAX_RESTARTS, ge=0)

@@ -430,11 +430,25 @@ def _check_run(problems: _Problems, data: dict[str, Any]) -> None:
             "missing required key 'command': platform local starts each instance with it",
             "the instance's port is in the environment variable PORT",
         )
-    elif platform in ("docker", "swarm", "kubernetes") and run.get("image") is None:
+    elif platform in ("docker", "swarm") and run.get("image") is None and run.get("build") is None:
         problems.at(
             ("run", "image"),
             problems.source.key(("run", "image") if "image" in run else ("run",)),
             f"missing required key 'image': platform {platform} runs a container image",
+            "name a local image, or give run.build: {context: <folder>} to build one",
+        )
+    elif platform == "kubernetes" and run.get("image") is None:
+        problems.at(
+            ("run", "image"),
+            problems.source.key(("run", "image") if "image" in run else ("run",)),
+            f"missing required key 'image': platform {platform} runs a container image",
+        )
+    if run.get("image") is not None and run.get("build") is not None:
+        problems.at(
+            ("run", "build"),
+            problems.source.key(("run", "build")),
+            "expected either 'image' or 'build', not both",
+            "the image built from 'build' is tagged zerodown/<service>:r<revision>",
         )
 
 
