@@ -12,11 +12,11 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 		(scripts/system-deps.sh python3-venv && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV))
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,postgres,docker]'
+	$(BIN)/python -m pip install -q -e '.[dev,postgres,docker,mcp]'
 	@touch $(STAMP)
 
 system-test:
-	@scripts/system-deps.sh postgresql docker.io
+	@scripts/system-deps.sh postgresql docker.io prometheus prometheus-alertmanager
 
 system-bench:
 	@scripts/system-deps.sh haproxy nginx wrk

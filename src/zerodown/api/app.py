@@ -1,8 +1,11 @@
 """The controller's HTTP API: ``create_app(zerodown)`` returns a Starlette application.
 
-Every route except ``/healthz`` needs ``Authorization: Bearer <token>`` (the token lives in the
-state directory, mode 0600). Errors are JSON ``{"code", "message", ...}`` with a stable ``code``
-from the error tree; the HTTP status follows the error's kind.
+Every route except ``/healthz`` and ``/openapi.json`` needs ``Authorization: Bearer <token>``
+(the token lives in the state directory, mode 0600). Errors are JSON
+``{"error": {"code", "message", "field"?, ...}}`` with a stable ``code`` from the error tree;
+the HTTP status follows the error's kind. Inputs are checked here against the contract in
+``api/openapi.py`` (types, bounds, service-name pattern), so a bad input is a 400 naming the
+field, never a 500.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from zerodown.api.openapi import MAX_COUNT, MAX_ID, SERVICE_NAME_PATTERN, openapi_document
 from zerodown.core.errors import (
     InputError,
     NotFoundError,
@@ -34,6 +40,17 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class FieldError(InputError):
+    """Bad input in one named field, query or path parameter (``bad_input`` with ``field``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "field": self.field}
 
 
 def status_for(exc: ZerodownError) -> int:
@@ -84,101 +101,124 @@ def create_app(zd: Zerodown, *, token: str) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
+    document = openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
     def list_services(request: Request, body: dict[str, Any]) -> Any:
         return {"services": [s.to_dict() for s in zd.services()]}
 
     def up(request: Request, body: dict[str, Any]) -> Any:
         release = zd.up(
-            spec_text=_field(body, "spec_text", str),
-            spec_path=_field(body, "spec_path", str),
-            version=body.get("version"),
+            spec_text=_required_str(body, "spec_text"),
+            spec_path=_path_str(body, "spec_path", required=True) or "",
+            version=_str(body, "version"),
         )
         return JSONResponse({"release": release.to_dict()}, status_code=202)
 
     def get_service(request: Request, body: dict[str, Any]) -> Any:
-        return zd.status_of(request.path_params["name"], resources=True).to_dict()
+        return zd.status_of(_name(request), resources=True).to_dict()
 
     def deploy(request: Request, body: dict[str, Any]) -> Any:
+        name = _name(request)
+        spec_text = _required_str(body, "spec_text")
+        spec_path = _path_str(body, "spec_path", required=True) or ""
+        named = zd.validate(spec_text=spec_text, spec_path=spec_path).spec.service
+        if named != name:
+            raise FieldError("name", f"the spec deploys service {named!r}, not {name!r}")
         release = zd.deploy(
-            spec_text=_field(body, "spec_text", str),
-            spec_path=_field(body, "spec_path", str),
-            version=body.get("version"),
-            strategy=body.get("strategy"),
-            who=str(body.get("who") or "api"),
-            force=bool(body.get("force", False)),
+            spec_text=spec_text,
+            spec_path=spec_path,
+            version=_str(body, "version"),
+            strategy=_str(body, "strategy"),
+            who=_str(body, "who") or "api",
+            force=_bool(body, "force"),
         )
         return JSONResponse({"release": release.to_dict()}, status_code=202)
 
     def control(action: str) -> Callable[[Request, dict[str, Any]], Any]:
         def handler(request: Request, body: dict[str, Any]) -> Any:
-            name = request.path_params["name"]
-            who = str(body.get("who") or "api")
+            name = _name(request)
+            who = _str(body, "who") or "api"
             if action == "promote":
-                message = zd.promote(name, full=bool(body.get("full")), who=who)
+                message = zd.promote(name, full=_bool(body, "full"), who=who)
             elif action == "pause":
                 message = zd.pause(name, who=who)
             elif action == "resume":
                 message = zd.resume(name, who=who)
             elif action == "abort":
-                message = zd.abort(name, reason=body.get("reason"), who=who)
+                message = zd.abort(name, reason=_str(body, "reason"), who=who)
             else:
-                to = body.get("to")
-                message = zd.rollback(name, to=int(to) if to is not None else None, who=who)
+                message = zd.rollback(name, to=_int(body, "to", minimum=1), who=who)
             return {"ok": True, "message": message}
 
         return handler
 
     def release(request: Request, body: dict[str, Any]) -> Any:
-        try:
-            revision = int(request.path_params["revision"])
-        except ValueError:
-            raise InputError("revision must be an integer") from None
-        return zd.release(request.path_params["name"], revision)
+        name = _name(request)
+        raw = request.path_params["revision"]
+        if not re.fullmatch(r"[0-9]{1,16}", raw) or not 1 <= int(raw) <= MAX_ID:
+            raise FieldError("revision", f"must be an integer from 1 to {MAX_ID}, got {raw!r}")
+        return zd.release(name, int(raw))
 
     def report(request: Request, body: dict[str, Any]) -> Any:
-        revision = body.get("revision")
-        directory = body.get("directory")
+        name = _name(request)
+        lang = _str(body, "lang") or "zh-TW"
+        if lang not in ("zh-TW", "en"):
+            raise FieldError("lang", f"choose zh-TW or en, got {lang!r}")
+        directory = _path_str(body, "directory")
         paths = zd.write_report(
-            request.path_params["name"],
-            revision=int(revision) if revision is not None else None,
-            lang=str(body.get("lang") or "zh-TW"),
+            name,
+            revision=_int(body, "revision", minimum=1),
+            lang=lang,
             directory=Path(directory) if directory else None,
         )
         return {"markdown": str(paths.markdown), "json": str(paths.json), "svg": str(paths.svg)}
 
     def stop_service(request: Request, body: dict[str, Any]) -> Any:
-        return JSONResponse(zd.stop(request.path_params["name"]).to_dict(), status_code=202)
+        return JSONResponse(zd.stop(_name(request)).to_dict(), status_code=202)
 
     def releases(request: Request, body: dict[str, Any]) -> Any:
-        limit = _int_param(request, "limit", 50)
-        items = zd.history(request.path_params["name"], limit=limit)
+        limit = _int_param(request, "limit", 50, minimum=1, maximum=MAX_COUNT)
+        items = zd.history(_name(request), limit=limit)
         return {"releases": [r.to_dict() for r in items]}
 
     def events(request: Request, body: dict[str, Any]) -> Any:
+        service = request.query_params.get("service") or None
+        if service is not None:
+            _check_name("service", service)
         return {
             "events": zd.events(
-                request.query_params.get("service") or None,
-                after_id=_int_param(request, "after", 0),
-                limit=_int_param(request, "limit", 500),
+                service,
+                after_id=_int_param(request, "after", 0, minimum=0, maximum=MAX_ID),
+                limit=_int_param(request, "limit", 500, minimum=1, maximum=MAX_COUNT),
             )
         }
 
     def logs(request: Request, body: dict[str, Any]) -> Any:
-        since = request.query_params.get("since")
-        tail = request.query_params.get("tail")
+        name = _name(request)
+        pattern = request.query_params.get("pattern") or None
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except (re.error, RecursionError, OverflowError) as exc:
+                raise FieldError("pattern", f"not a valid regular expression: {exc}") from None
+        tail = _int_param(request, "tail", 0, minimum=0, maximum=MAX_COUNT)
         page = zd.logs(
-            request.path_params["name"],
-            offset=_int_param(request, "offset", 0),
-            since=float(since) if since else None,
+            name,
+            offset=_int_param(request, "offset", 0, minimum=0, maximum=MAX_ID),
+            since=_float_param(request, "since"),
             instance=request.query_params.get("instance") or None,
-            pattern=request.query_params.get("pattern") or None,
-            tail=int(tail) if tail else None,
-            limit=_int_param(request, "limit", 1000),
+            pattern=pattern,
+            tail=tail or None,
+            limit=_int_param(request, "limit", 1000, minimum=1, maximum=MAX_COUNT),
         )
         return {"entries": [e.to_dict() for e in page.entries], "next_offset": page.next_offset}
 
     routes = [
         Route("/healthz", healthz),
+        Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/services", guarded(list_services), methods=["GET"]),
         Route("/v1/services", guarded(up), methods=["POST"]),
         Route("/v1/services/{name}", guarded(get_service), methods=["GET"]),
@@ -207,25 +247,95 @@ async def _json_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw)
-    except ValueError as exc:
-        raise InputError(f"request body is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise FieldError("body", f"not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise InputError("request body must be a JSON object")
+        raise FieldError("body", "must be a JSON object")
     return data
 
 
-def _field(body: dict[str, Any], name: str, kind: type) -> Any:
-    value = body.get(name)
-    if not isinstance(value, kind):
-        raise InputError(f"field {name!r} is required ({kind.__name__})")
+_NAME = re.compile(SERVICE_NAME_PATTERN)
+
+
+def _check_name(field: str, value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise FieldError(field, f"a service name matches [a-z][a-z0-9-]{{0,39}}, got {value!r}")
     return value
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
+def _name(request: Request) -> str:
+    return _check_name("name", request.path_params["name"])
+
+
+def _str(body: dict[str, Any], name: str) -> str | None:
+    """An optional string field: absent or null is None; anything else but text is refused."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise FieldError(name, f"must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError(name, "must be valid Unicode text") from None
+    return value
+
+
+def _required_str(body: dict[str, Any], name: str) -> str:
+    value = _str(body, name)
+    if value is None:
+        raise FieldError(name, "is required (a string)")
+    return value
+
+
+def _path_str(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    """A file system path: text without NUL bytes (the OS refuses those)."""
+    value = _required_str(body, name) if required else _str(body, name)
+    if value is not None and "\x00" in value:
+        raise FieldError(name, "a path cannot contain NUL bytes")
+    return value
+
+
+def _bool(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise FieldError(name, f"must be true or false, got {type(value).__name__}")
+    return value
+
+
+def _int(body: dict[str, Any], name: str, *, minimum: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(name, f"must be an integer, got {type(value).__name__}")
+    if not minimum <= value <= MAX_ID:
+        raise FieldError(name, f"must be from {minimum} to {MAX_ID}, got {value}")
+    return value
+
+
+def _int_param(request: Request, name: str, default: int, *, minimum: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
+    if not re.fullmatch(r"-?[0-9]{1,19}", raw.strip()):
+        raise FieldError(name, f"query parameter must be an integer, got {raw!r}")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise FieldError(name, f"query parameter must be from {minimum} to {maximum}, got {value}")
+    return value
+
+
+def _float_param(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
     try:
-        return int(raw)
+        value = float(raw)
     except ValueError:
-        raise InputError(f"query parameter {name!r} must be an integer, got {raw!r}") from None
+        raise FieldError(name, f"query parameter must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise FieldError(name, f"query parameter must be a finite number >= 0, got {raw!r}")
+    return value

@@ -746,3 +746,18 @@ def _debug_log(text: str) -> Path:
         return path
     except (OSError, ZerodownError):
         return Path("/dev/stderr")
+
+
+# --- agents -----------------------------------------------------------------------------------
+@app.command(name="mcp")
+def mcp_server() -> None:
+    """Serve MCP over stdio for agents (a client of the running controller, like this CLI)."""
+    try:
+        from zerodown.mcp import serve as serve_mcp
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("mcp", "mcp_types"):
+            raise
+        raise OperationFailedError(
+            "'zerodown mcp' needs the mcp package: pip install 'zerodown[mcp]'"
+        ) from exc
+    serve_mcp(_state())

@@ -1268,6 +1268,7 @@ def _performance(f: Facts) -> JSON:
         "bottlenecks": {
             "rules": rules,
             "triggered": triggered,
+            "count": len(triggered),
             "measured": measured,
             "total": len(rules),
         },
