@@ -17,14 +17,15 @@ from zerodown.analysis.base import (
     latency_histogram,
     quantile_fraction,
 )
+from zerodown.analysis.mann_whitney import MannWhitneyJudge
 from zerodown.analysis.sequential import SequentialJudge
 from zerodown.analysis.thresholds import ThresholdJudge
-from zerodown.core.errors import InputError
 from zerodown.core.plugins import Registry
 
 __all__ = [
     "AnalysisInput",
     "Judge",
+    "MannWhitneyJudge",
     "Measurement",
     "Outcome",
     "SequentialJudge",
@@ -40,9 +41,7 @@ __all__ = [
 _JUDGES: Registry[Judge] = Registry("judge")
 _JUDGES.register(ThresholdJudge.name, ThresholdJudge)
 _JUDGES.register(SequentialJudge.name, SequentialJudge)
-
-# Names the spec accepts whose judges are not written yet.
-_PLANNED = ("sequential", "mann-whitney")
+_JUDGES.register(MannWhitneyJudge.name, MannWhitneyJudge)
 
 
 def judge_names() -> list[str]:
@@ -51,8 +50,8 @@ def judge_names() -> list[str]:
 
 
 def judge_for(name: str) -> Judge:
-    """A new judge registered under ``name``; ``InputError`` for a name that has none."""
-    if name in _PLANNED and name not in _JUDGES.names():
-        available = ", ".join(_JUDGES.names())
-        raise InputError(f"judge {name!r} is not available yet (available: {available})")
+    """A new judge registered under ``name``; ``InputError`` listing the known ones otherwise.
+
+    Every name the spec accepts (``JudgeName``) has a judge; a test pins it.
+    """
     return _JUDGES.create(name)

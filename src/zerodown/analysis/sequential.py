@@ -49,11 +49,17 @@ Verdicts
     ``fail`` the moment a test rejects (or a canary instance is unhealthy), whatever the request
     count: rejecting early is what these tests are valid for. ``pass`` once ``min_requests``
     canary requests have arrived without a rejection ("no regression detected"), else
-    ``inconclusive`` with the requests still needed.
+    ``inconclusive`` with the requests still needed. When every request of both versions
+    failed (a shared dependency down, say) the error test has nothing to compare: the verdict
+    stays ``inconclusive`` rather than pass a canary that has never served a request.
 
 The judge is stateless: every call recomputes the tests from the window's totals, which is
 exact for these statistics as long as the windows are cumulative. Unavailable requests are not
-tested separately: the proxy answers them with 502/504, so they are among the errors.
+tested separately: the proxy answers them with 502/504, so they are among the errors. The tests
+may be looked at after every request, but the judge only sees the totals at each evaluation, so
+a regression is caught at the first evaluation after the evidence suffices: a shorter
+``interval`` rolls back sooner, and the bound alpha on false alarms holds at any interval
+(``bench/judges.py`` compares 1 s with the default 5 s).
 
 Weak spots: ``rho`` is the observed request share, a plug-in for the routing weight, so the
 error test is exactly valid only while the weight holds still within a window; the switch from
@@ -66,6 +72,7 @@ without the false-alarm guarantee).
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import NamedTuple
 
@@ -104,6 +111,7 @@ _LARGEST_SHOWN_LOG_E = 700.0  # e-values above e^700 are reported as e^700 (fini
 class _Test(NamedTuple):
     measurement: Measurement
     summary: str  # the short form for a passing verdict's reason
+    undecidable: bool = False  # the data cannot support a pass: the verdict stays inconclusive
 
 
 def beta_mixture_log_e_value(*, hits: int, misses: int, rho: float, concentration: float) -> float:
@@ -152,11 +160,15 @@ class SequentialJudge:
         tests = (self._errors(data, config), _latency(data, config))
         measurements = (health, *(t.measurement for t in tests))
         failed = [m for m in measurements if m.outcome is Outcome.FAIL]
+        undecidable = [t.measurement for t in tests if t.undecidable]
         needed = max(0, config.min_requests - canary.requests)
         confidence = wording.percent(1 - config.alpha)
         if failed:
             outcome, needed = Outcome.FAIL, 0
             reason = "; ".join(m.detail for m in failed)
+        elif undecidable:
+            outcome = Outcome.INCONCLUSIVE
+            reason = "; ".join(m.detail for m in undecidable)
         elif needed:
             outcome = Outcome.INCONCLUSIVE
             reason = (
@@ -185,6 +197,8 @@ class SequentialJudge:
         shown_canary = (
             f"{wording.percent(canary.error_rate() or 0.0)} ({canary.errors} of {canary.requests})"
         )
+        if baseline is not None and _all_failed(canary) and _all_failed(baseline):
+            return _everything_failed(canary, baseline, threshold)
         if baseline is not None:
             rho = canary.requests / (canary.requests + baseline.requests)
             log_e = beta_mixture_log_e_value(
@@ -216,6 +230,27 @@ class SequentialJudge:
             detail=detail,
         )
         return _Test(measurement, f"errors {shown_e}")
+
+
+def _all_failed(window: VersionWindow) -> bool:
+    return window.requests > 0 and window.errors == window.requests
+
+
+def _everything_failed(canary: VersionWindow, baseline: VersionWindow, threshold: float) -> _Test:
+    """Both versions failed every request: no evidence either way, and no pass."""
+    detail = (
+        f"every request failed on both versions (canary {canary.errors} of {canary.requests}, "
+        f"stable {baseline.errors} of {baseline.requests}): nothing to compare the canary with"
+    )
+    measurement = Measurement(
+        name="errors",
+        value=1.0,
+        limit=threshold,
+        baseline=1.0,
+        outcome=Outcome.INCONCLUSIVE,
+        detail=detail,
+    )
+    return _Test(measurement, detail, undecidable=True)
 
 
 def _absolute_log_e(canary: VersionWindow, limit: float, concentration: float) -> float:
@@ -285,14 +320,17 @@ def latency_gap(canary: VersionWindow, baseline: VersionWindow, config: Analysis
     canary_edges = canary.latency_bounds
     canary_cumulative = canary.cumulative_counts()
     canary_n, baseline_n = canary.latency_count, baseline.latency_count
-    j = 0  # the tolerated latency only grows with the edge: one pass over the canary's edges
-    for edge, cumulative in zip(baseline.latency_bounds, baseline.cumulative_counts(), strict=True):
+    ratio, floor = config.max_latency_ratio, config.min_latency_increase
+    edges = len(canary_edges)
+    j = 0  # the tolerated latency only grows with the edge: the canary index only moves up
+    cumulative = 0
+    for edge, count in zip(baseline.latency_bounds, baseline.latency_counts, strict=True):
         if math.isinf(edge):
             break
-        tolerated = tolerated_latency(edge, config)
-        while j < len(canary_edges) and canary_edges[j] <= tolerated:
-            j += 1
-        canary_share = canary_cumulative[j] / canary_n if j < len(canary_edges) else 1.0
+        cumulative += count
+        # tolerated_latency(edge, config), inlined: this loop runs at every evaluation.
+        j = bisect.bisect_right(canary_edges, max(ratio * edge, edge + floor), j)
+        canary_share = canary_cumulative[j] / canary_n if j < edges else 1.0
         share = cumulative / baseline_n
         if share - canary_share > best.gap:
             best = LatencyGap(share - canary_share, edge, share, canary_share)
