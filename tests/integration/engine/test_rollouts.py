@@ -352,3 +352,37 @@ def test_a_failing_smoke_test_after_the_switch_rolls_back(
     names = {c["name"]: c["status"] for c in release["state"]["postchecks"]}
     assert names["smoke:home"] == "fail" and names["logs"] == "pass"
     assert_no_rollout_failures(stats)
+
+
+def test_the_sequential_judge_rolls_back_a_5x_error_canary_sooner_than_thresholds(
+    controller: Controller, tmp_path: Path
+) -> None:
+    """Issue 7: the same bad canary (10 % errors against a 2 % baseline), judged once by the
+    thresholds judge run as Flagger/Argo do (a verdict per window of 600 canary requests) and
+    once by the sequential judge; the sequential one decides after fewer canary requests."""
+    steps = "  canary:\n    steps: [{setWeight: 25}, {analysis: {}}, {setWeight: 100}]\n"
+
+    def judged(judge: str) -> str:
+        return (
+            f"analysis:\n  interval: 500ms\n  minRequests: 600\n  maxWait: 60s\n  judge: {judge}\n"
+        )
+
+    needed: dict[str, int] = {}
+    with service_under_load(controller, tmp_path, steps, env={"ERROR_RATE": "0.02"}) as (
+        _,
+        load,
+        port,
+    ):
+        for version, judge in (("v2", "thresholds"), ("v3", "sequential")):
+            text = spec_text(port=port, strategy=steps, env={"ERROR_RATE": "0.10"})
+            text = text.replace(FAST_ANALYSIS, judged(judge))
+            code, out = deploy(controller, tmp_path, text, version)
+            assert code == 1, out
+            release = out["release"]
+            assert release["status"] == "rolled_back", release
+            verdict = release["state"]["rollback"]["verdict"]
+            assert verdict["judge"] == judge and verdict["outcome"] == "fail", verdict
+            needed[judge] = int(verdict["canary_requests"])
+        stats = load.finish()
+    assert_no_rollout_failures(stats)
+    assert needed["sequential"] < needed["thresholds"], needed
