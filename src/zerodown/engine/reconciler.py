@@ -581,19 +581,12 @@ class Reconciler:
             state=state,
         )
         if stable is not None and stable.revision != revision:
-            old = copy.deepcopy(dict(stable.state))
-            stable_spec = self._spec_for(name, stable.revision)
-            delay = 0.0
-            if stable_spec is not None and stable_spec.strategy.blue_green is not None:
-                delay = stable_spec.strategy.blue_green.scale_down_delay_seconds
-            old["retire_at"] = self.clock.now().timestamp() + delay
-            self.store.update_release(
+            self._retire_release(
                 name,
-                stable.revision,
+                int(stable.revision),
                 status=ReleaseStatus.ROLLED_BACK,
                 reason=f"rolled back by {who} to revision {revision}",
-                state=old,
-                finished=True,
+                after=self._warm_delay(name, int(stable.revision)),
             )
         srt = self._services.setdefault(name, _ServiceRuntime())
         releases = self.store.list_releases(name, limit=50)
@@ -902,27 +895,39 @@ class Reconciler:
                 log.exception("after-release work failed")
 
     def _supersede(self, name: ServiceName, revision: int, *, by: int, after: float) -> None:
+        self._retire_release(
+            name,
+            revision,
+            status=ReleaseStatus.SUPERSEDED,
+            reason=f"replaced by revision {by}",
+            after=after,
+        )
+
+    def _retire_release(
+        self, name: ServiceName, revision: int, *, status: ReleaseStatus, reason: str, after: float
+    ) -> None:
+        """End a release that served: its instances stay warm ``after`` seconds, then go."""
         old = self.store.get_release(name, Revision(revision))
         old_state = copy.deepcopy(dict(old.state))
         old_state["retire_at"] = self.clock.now().timestamp() + after
         self.store.update_release(
-            name,
-            old.revision,
-            status=ReleaseStatus.SUPERSEDED,
-            reason=f"replaced by revision {by}",
-            state=old_state,
-            finished=True,
+            name, old.revision, status=status, reason=reason, state=old_state, finished=True
         )
+
+    def _warm_delay(self, name: ServiceName, revision: int) -> float:
+        """How long a release replaced by a flip stays warm: blue-green's scale-down delay."""
+        spec = self._spec_for(name, Revision(revision))
+        if spec is not None and spec.strategy.blue_green is not None:
+            return spec.strategy.blue_green.scale_down_delay_seconds
+        return 0.0
 
     def _one_stable(self, name: ServiceName, releases: list[ReleaseRecord]) -> bool:
         """Repair two succeeded releases (a crash inside ``_finish``): the newest one wins."""
         succeeded = [r for r in releases if r.status == ReleaseStatus.SUCCEEDED]
         for older in succeeded[1:]:
-            delay = 0.0
-            spec = self._spec_for(name, succeeded[0].revision)
-            if spec is not None and spec.strategy.blue_green is not None:
-                delay = spec.strategy.blue_green.scale_down_delay_seconds
-            self._supersede(name, int(older.revision), by=int(succeeded[0].revision), after=delay)
+            newest = int(succeeded[0].revision)
+            delay = self._warm_delay(name, newest)
+            self._supersede(name, int(older.revision), by=newest, after=delay)
         return len(succeeded) > 1
 
     def _sample(self, ctx: _Context) -> None:
