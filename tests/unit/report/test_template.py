@@ -7,6 +7,7 @@ from importlib.resources import files
 
 import pytest
 
+from tests.conftest import require_component
 from tests.unit.report.checks import SEED_PATH, seed_template
 from zerodown.core.errors import InputError
 from zerodown.report.figures import FIELD_PATHS
@@ -24,7 +25,7 @@ def _shape(line: str) -> tuple[int, str, bool]:
 def test_shipped_template_is_the_seed_block_verbatim() -> None:
     seed = seed_template()
     if seed is None:
-        pytest.skip(f"seed file not present at {SEED_PATH}")
+        require_component("the seed requirements", f"no seed file at {SEED_PATH}")
     shipped = files("zerodown.report").joinpath("template.md").read_text(encoding="utf-8")
     assert shipped == seed
 
