@@ -367,7 +367,12 @@ class Reconciler:
         stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
         if rollout is None:
             release_stale_lock(self.store, name, releases)
-        self._take_commands(name, srt, rollout, stable)
+        if self._take_commands(name, srt, rollout, stable):
+            # A command changed a release: act on what it wrote, never on the copy read before
+            # (a stale copy saved later would undo the command).
+            releases = self.store.list_releases(name, limit=50)
+            rollout = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
+            stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
         if service.desired_state == "stopped":
             self._stop_service(service, releases, srt)
             return
@@ -494,7 +499,8 @@ class Reconciler:
         srt: _ServiceRuntime,
         rollout: ReleaseRecord | None,
         stable: ReleaseRecord | None,
-    ) -> None:
+    ) -> bool:
+        """Apply queued user commands; True if there were any."""
         with self._commands_lock:
             commands, srt.commands = srt.commands, []
         for cmd in commands:
@@ -508,6 +514,7 @@ class Reconciler:
             releases = self.store.list_releases(name, limit=50)
             rollout = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
             stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
+        return bool(commands)
 
     def _apply_command(
         self,

@@ -219,3 +219,37 @@ def test_a_new_reconciler_adopts_live_instances_without_restarting(world: World)
     assert {r.id for r in world.live()} == before
     assert len(world.platform.started) == started
     assert world.kinds().count("instance.adopted") == 2
+
+
+def test_a_promote_taken_in_the_same_tick_as_a_state_write_is_not_lost(world: World) -> None:
+    """The command's write must not be overwritten by the tick's stale copy of the release."""
+    import threading
+
+    world.up(replicas=1)
+    world.ticks(4)
+    steps = "strategy:\n  canary:\n    steps: [{setWeight: 30}, {pause: {}}, {setWeight: 100}]\n"
+    text = SPEC.format(replicas=1, restart="always") + steps
+    loaded = parse_spec(text, filename=str(world.tmp_path / "zerodown.yaml"))
+    world.store.create_release(
+        ServiceName("web"),
+        version=Version("v2"),
+        spec_text=text,
+        spec_hash=loaded.spec_hash,
+        strategy="canary",
+    )
+    world.ticks(8)
+    assert world.status(2) == ReleaseStatus.PAUSED
+    world.clock.advance(60)  # a traffic sample is due: the tick will write the release's state
+    result: list[str] = []
+    worker = threading.Thread(
+        target=lambda: result.append(world.reconciler.command("web", "promote", timeout=10))
+    )
+    worker.start()
+    deadline = 200
+    while not result and deadline:
+        world.reconciler.tick()
+        deadline -= 1
+        worker.join(0.01)
+    worker.join(10)
+    world.ticks(6)
+    assert world.status(2) == ReleaseStatus.SUCCEEDED
