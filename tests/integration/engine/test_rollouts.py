@@ -358,13 +358,14 @@ def test_the_sequential_judge_rolls_back_a_5x_error_canary_sooner_than_threshold
     controller: Controller, tmp_path: Path
 ) -> None:
     """Issue 7: the same bad canary (10 % errors against a 2 % baseline), judged once by the
-    thresholds judge run as Flagger/Argo do (a verdict per window of 600 canary requests) and
-    once by the sequential judge; the sequential one decides after fewer canary requests."""
+    thresholds judge over a window of 1,200 canary requests (Flagger's 60 s window at this
+    traffic; its early fail decides once 61 errors make the 5 % rule certain) and once by the
+    sequential judge; the sequential one decides after fewer canary requests."""
     steps = "  canary:\n    steps: [{setWeight: 25}, {analysis: {}}, {setWeight: 100}]\n"
 
     def judged(judge: str) -> str:
         return (
-            f"analysis:\n  interval: 500ms\n  minRequests: 600\n  maxWait: 60s\n  judge: {judge}\n"
+            f"analysis:\n  interval: 500ms\n  minRequests: 1200\n  maxWait: 60s\n  judge: {judge}\n"
         )
 
     needed: dict[str, int] = {}
