@@ -413,6 +413,25 @@ def _exit_detail(state: Mapping[str, Any]) -> str:
     return f"exited with code {code}"
 
 
+class EngineConnection:
+    """The Docker SDK client, made on first use and shared by threads: a missing engine fails
+    the first call that needs it, not the platform's construction."""
+
+    def __init__(self, factory: Callable[[], Any] | None = None) -> None:
+        self._factory = factory
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                docker = docker_sdk()
+                with translate_errors("connecting to the Docker engine"):
+                    factory = self._factory or (lambda: docker.from_env(timeout=60))
+                    self._client = factory()
+            return self._client
+
+
 class DockerPlatform:
     """Instances as containers on a local Docker engine, surviving the controller."""
 
@@ -430,9 +449,7 @@ class DockerPlatform:
         ``labels`` are added to every container (tests mark theirs this way)."""
         self.state_dir = Path(state_dir)
         self._clock: Clock = clock or SystemClock()
-        self._client_factory = client_factory
-        self._client: Any = None
-        self._client_lock = threading.Lock()
+        self._engine = EngineConnection(client_factory)
         self._labels = dict(labels or {})
         self._builds = BuildLocks()
         self._exits = ExitRecords()
@@ -440,14 +457,8 @@ class DockerPlatform:
     # -- the engine ------------------------------------------------------------------------
 
     def client(self) -> Any:
-        """The SDK client, made on first use (so a missing engine fails the call, not init)."""
-        with self._client_lock:
-            if self._client is None:
-                docker = docker_sdk()
-                with translate_errors("connecting to the Docker engine"):
-                    factory = self._client_factory or (lambda: docker.from_env(timeout=60))
-                    self._client = factory()
-            return self._client
+        """The SDK client (see ``EngineConnection``)."""
+        return self._engine.client()
 
     def _container(self, instance: Instance) -> Any | None:
         """The container of ``instance`` if it still exists and is this very instance."""

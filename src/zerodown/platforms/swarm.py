@@ -57,6 +57,7 @@ from zerodown.platforms.docker import (
     LABEL_PREFIX,
     BuildLocks,
     ContainerRequest,
+    EngineConnection,
     ExitRecords,
     container_env,
     container_labels,
@@ -172,9 +173,7 @@ class SwarmPlatform:
         ``labels`` are added to every service and container (tests mark theirs this way)."""
         self.state_dir = Path(state_dir)
         self._clock: Clock = clock or SystemClock()
-        self._client_factory = client_factory
-        self._client: Any = None
-        self._client_lock = threading.Lock()
+        self._engine = EngineConnection(client_factory)
         self._labels = dict(labels or {})
         self._builds = BuildLocks()
         self._exits = ExitRecords()
@@ -183,14 +182,8 @@ class SwarmPlatform:
     # -- the engine ------------------------------------------------------------------------
 
     def client(self) -> Any:
-        """The SDK client, made on first use."""
-        with self._client_lock:
-            if self._client is None:
-                docker = docker_sdk()
-                with translate_errors("connecting to the Docker engine"):
-                    factory = self._client_factory or (lambda: docker.from_env(timeout=60))
-                    self._client = factory()
-            return self._client
+        """The SDK client (see ``EngineConnection``)."""
+        return self._engine.client()
 
     def _service(self, instance: Instance) -> Any | None:
         """The service of ``instance`` if it exists and is this very instance."""
