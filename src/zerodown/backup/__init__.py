@@ -1,0 +1,1 @@
+"""Backups with verified restores, retention and disaster-recovery drills."""

@@ -1,0 +1,1 @@
+"""Incidents: severity, lifecycle, impact and postmortems."""
