@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 system-test:
-	@scripts/system-deps.sh postgresql docker.io prometheus prometheus-alertmanager
+	@scripts/system-deps.sh postgresql postgresql-client docker.io prometheus prometheus-alertmanager restic chromium fonts-wqy-zenhei
 
 system-bench:
 	@scripts/system-deps.sh haproxy nginx wrk

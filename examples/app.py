@@ -5,6 +5,8 @@ Used by ``make demo`` and the tests as the thing being deployed. Standard librar
     PORT                 port to listen on (127.0.0.1)              required
     APP_VERSION          version label it reports (falls back to ZERODOWN_VERSION, then "dev")
     ERROR_RATE           fraction of requests to / answered with 500  default 0
+    LOG_ERROR_RATE       fraction of requests to / that log an ERROR line on stderr
+                         and are still answered 200 (a failure only the log shows)  default 0
     LATENCY_MS           added latency per request to /, milliseconds  default 0
     HEALTH               "ok" | "fail" | "fail-after:N" (fail after N seconds)  default ok
     STARTUP_DELAY_S      seconds to wait before listening                      default 0
@@ -28,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = os.environ.get("APP_VERSION") or os.environ.get("ZERODOWN_VERSION") or "dev"
 ERROR_RATE = float(os.environ.get("ERROR_RATE", "0") or 0)
+LOG_ERROR_RATE = float(os.environ.get("LOG_ERROR_RATE", "0") or 0)
 LATENCY_S = float(os.environ.get("LATENCY_MS", "0") or 0) / 1000.0
 HEALTH = os.environ.get("HEALTH", "ok")
 STARTED = time.monotonic()
@@ -85,6 +88,10 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.flush()
             self._send(500, b'{"error":"simulated"}')
             return
+        if LOG_ERROR_RATE and random.random() < LOG_ERROR_RATE:
+            order = random.randint(1000, 99999)
+            sys.stderr.write(f"ERROR order {order} not saved: ledger write timed out\n")
+            sys.stderr.flush()
         body = {"version": VERSION, "pid": os.getpid(), "port": self.server.server_address[1]}
         self._send(200, json.dumps(body).encode())
 

@@ -246,13 +246,18 @@ def _report(state: StateDir, args: Args) -> Result:
 
 def _logs(state: StateDir, args: Args) -> Result:
     since = args.get("since_seconds")
+    filters = {
+        "since": max(0.0, time.time() - float(since)) if since is not None else None,
+        "pattern": args.get("grep"),
+        "instance": args.get("instance"),
+        "level": args.get("level"),
+        "version": args.get("version"),
+    }
     with _client(state) as client:
+        if args.get("patterns"):
+            return client.get(f"/v1/services/{args['service']}/logs/patterns", **filters)
         page = client.get(
-            f"/v1/services/{args['service']}/logs",
-            tail=args.get("tail", 100) or None,
-            since=max(0.0, time.time() - float(since)) if since is not None else None,
-            pattern=args.get("grep"),
-            instance=args.get("instance"),
+            f"/v1/services/{args['service']}/logs", tail=args.get("tail", 100) or None, **filters
         )
     return {"entries": page["entries"], "next_offset": page["next_offset"]}
 
@@ -266,6 +271,20 @@ def _events(state: StateDir, args: Args) -> Result:
             limit=1_000_000,
         )["events"]
     return {"events": events[-int(args.get("limit", 50)) :]}
+
+
+_DRILL_TIMEOUT = 6 * 3600.0  # a drill restores every target first
+
+
+def _dr_plan(state: StateDir, args: Args) -> Result:
+    with _client(state) as client:
+        return client.post(f"/v1/services/{args['service']}/dr/plan", {"path": None})
+
+
+def _dr_drill(state: StateDir, args: Args) -> Result:
+    with _client(state, timeout=_DRILL_TIMEOUT) as client:
+        result = client.post(f"/v1/services/{args['service']}/dr/drill")
+    return {"ok": result["status"] == "passed", **result}
 
 
 TOOLS: tuple[ToolDef, ...] = (
@@ -390,7 +409,9 @@ TOOLS: tuple[ToolDef, ...] = (
     ),
     ToolDef(
         "logs",
-        "Aggregated log lines of every instance of a service, with time, instance, revision.",
+        "Aggregated log lines of every instance of a service, with time, instance, revision, "
+        "version and level. `patterns: true` groups them into templates with counts, first and "
+        "last seen and examples instead (try level: error).",
         {
             "service": NAME,
             "tail": {
@@ -407,6 +428,17 @@ TOOLS: tuple[ToolDef, ...] = (
             },
             "grep": {"type": "string", "description": "Only lines matching this regex."},
             "instance": {"type": "string", "description": "Only this instance id."},
+            "level": {
+                "type": "string",
+                "enum": ["debug", "info", "warning", "error", "critical"],
+                "description": "Only lines at this level or above.",
+            },
+            "version": {"type": "string", "description": "Only instances of this version."},
+            "patterns": {
+                "type": "boolean",
+                "default": False,
+                "description": "Templates of the lines instead of the lines.",
+            },
         },
         _logs,
         required=("service",),
@@ -423,6 +455,27 @@ TOOLS: tuple[ToolDef, ...] = (
         },
         _events,
         read_only=True,
+    ),
+    ToolDef(
+        "dr_plan",
+        "Write the service's disaster-recovery plan (Markdown) from its spec and the backup "
+        "catalogue: RPO/RTO objectives and whether they are met, what is backed up and where, "
+        "restore order with commands, verification steps, contacts, past drills. Returns the "
+        "path and the Markdown.",
+        {"service": NAME},
+        _dr_plan,
+        required=("service",),
+    ),
+    ToolDef(
+        "dr_drill",
+        "Run a disaster-recovery drill: restore the newest backups into a scratch folder, start "
+        "the service on them beside the live one (which is not touched), run its smoke tests, "
+        "measure RTO (seconds to a passing smoke test) and RPO (age of the restored data) "
+        "against the spec's objectives, clean up and write the report. ok is false when the "
+        "drill failed; reason says why.",
+        {"service": NAME},
+        _dr_drill,
+        required=("service",),
     ),
 )
 _BY_NAME = {tool.name: tool for tool in TOOLS}

@@ -9,6 +9,7 @@ Methods return frozen dataclasses with a ``to_dict()`` for JSON, and raise only
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -18,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from zerodown.backup.dr import DrillResult, PlanResult, drill_service, write_plan
+from zerodown.backup.operations import ServiceBackups
 from zerodown.checks.base import worst_status
 from zerodown.checks.pre import run_prechecks
 from zerodown.checks.windows import deploy_allowed
@@ -25,6 +28,7 @@ from zerodown.core.clock import Clock, SystemClock
 from zerodown.core.errors import (
     InputError,
     LockHeldError,
+    NotFoundError,
     PreflightError,
     RefusedError,
     TemporaryError,
@@ -42,6 +46,11 @@ from zerodown.engine.reconciler import (
     record_to_instance,
     release_stale_lock,
 )
+from zerodown.incidents import IncidentBook
+from zerodown.monitor import Monitor
+from zerodown.monitor.config import check_monitor_files
+from zerodown.ops.log_levels import Level
+from zerodown.ops.logmine import PatternReport, mine_patterns
 from zerodown.ops.logs import LogBook, LogPage
 from zerodown.ops.notify import send_webhooks
 from zerodown.platforms.base import Platform
@@ -51,13 +60,21 @@ from zerodown.platforms.swarm import SwarmPlatform
 from zerodown.report import ReportPaths, write_report
 from zerodown.report.model import ReportInput
 from zerodown.spec import LoadedSpec, ServiceSpec, parse_spec
+from zerodown.spec.defaults import default_canary_steps
 from zerodown.store import open_store
 from zerodown.store.base import EventRecord, InstanceRecord, ReleaseRecord, ReleaseStatus, Store
-from zerodown.traffic.base import TrafficRouter
+from zerodown.traffic.base import ServiceMetrics, TrafficRouter
 from zerodown.traffic.proxy.client import ProxyRouter
 from zerodown.traffic.proxy.launcher import ensure_proxy
 
-__all__ = ["STRATEGY_NAMES", "InstanceView", "ReleaseView", "ServiceView", "Zerodown"]
+__all__ = [
+    "STRATEGY_NAMES",
+    "InstanceView",
+    "LiveView",
+    "ReleaseView",
+    "ServiceView",
+    "Zerodown",
+]
 
 STRATEGY_NAMES = ("rolling", "blue-green", "canary")
 REPORT_FOLDER = Path(".claude/context/deployment")
@@ -140,6 +157,17 @@ class ServiceView:
         return data
 
 
+@dataclass(frozen=True)
+class LiveView:
+    """One service as a live view shows it at this moment (the dashboard and its stream)."""
+
+    service: ServiceView
+    release: dict[str, Any] | None  # ``Zerodown.release`` of the release shown, with its state
+    steps: list[dict[str, Any]]  # a canary's steps as written in YAML ({"setWeight": 20} ...)
+    traffic: ServiceMetrics | None  # the data plane's counters; None without it or unanswered
+    latest: ReleaseView | None = None  # the newest release when it is not the one shown
+
+
 def event_to_dict(event: EventRecord) -> dict[str, Any]:
     return {
         "id": event.id,
@@ -186,6 +214,7 @@ class Zerodown:
         self.router = router
         self.clock = clock or SystemClock()
         self.logbook = LogBook(state.logs)
+        self.incidents = IncidentBook(store, self.clock, metrics=self._traffic_now)
         self.reconciler = Reconciler(
             store=store,
             platforms=platforms,
@@ -196,9 +225,25 @@ class Zerodown:
             on_finish=self._release_ended,
         )
         self._thread: threading.Thread | None = None
+        self.monitor = Monitor(
+            store=store,
+            router=router,
+            platforms=platforms,
+            clock=self.clock,
+            state_dir=state.path,
+            health=self._health_of,
+            incidents=self.incidents,
+        )
+        self.monitor.add_collector(self.logbook.samples)
+        # Backups need a store that keeps the catalogue (SQLite or PostgreSQL).
+        self.backups = ServiceBackups.of(store, state_dir=state.path, clock=self.clock)
+        if self.backups is not None:
+            self.monitor.add_collector(self.backups.scheduler.collect)
 
     def _release_ended(self, spec: ServiceSpec, payload: dict[str, Any]) -> None:
-        """After a release ends: the Deployment Operations Report, then the webhooks."""
+        """After a release ends: an incident if the engine rolled it back by itself, the
+        Deployment Operations Report, then the webhooks."""
+        self._open_rollback_incident(spec, payload)
         try:
             operation = payload.get("operation")
             self.write_report(
@@ -209,6 +254,35 @@ class Zerodown:
         except Exception:  # a report must never stop the loop; the event log says why
             log.exception("report of %s revision %s failed", spec.service, payload["revision"])
         self._notify(spec, payload)
+
+    def _open_rollback_incident(self, spec: ServiceSpec, payload: dict[str, Any]) -> None:
+        """An automatic rollback (judge, health check, validation; not a person's abort or
+        rollback) opens an incident with the judge's reason and the measured impact."""
+        if payload.get("status") != "rolled_back" or payload.get("operation") == "rollback":
+            return
+        if not spec.incidents.open_on_rollback:
+            return
+        try:
+            release = self.store.get_release(
+                ServiceName(spec.service), Revision(int(payload["revision"]))
+            )
+            self.incidents.open_for_rollback(release, severity=spec.incidents.rollback_severity)
+        except Exception:  # the rollback is done; a failed record of it must not stop the loop
+            log.exception("incident of %s revision %s failed", spec.service, payload["revision"])
+
+    def _health_of(self, instance_id: str) -> str | None:
+        """The health checker's state of a live instance (for the monitor)."""
+        runtime = self.reconciler.live_runtime(instance_id)
+        return str(runtime["health"]) if runtime is not None else None
+
+    def _traffic_now(self, service: str) -> ServiceMetrics | None:
+        """The data plane's counters of a service now (None without the proxy or an answer)."""
+        if self.router is None:
+            return None
+        try:
+            return self.router.metrics(service)
+        except ZerodownError:
+            return None
 
     def _notify(self, spec: ServiceSpec, payload: dict[str, Any]) -> None:
         """Tell the spec's webhooks how a release ended (the seed's 'notify' step), off the
@@ -270,16 +344,23 @@ class Zerodown:
 
     # controller lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        """Start the reconcile loop in a background thread."""
+        """Start the reconcile loop in a background thread, and the backup scheduler (after
+        marking backups a crash interrupted as abandoned)."""
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self.reconciler.run, name="reconciler", daemon=True
             )
             self._thread.start()
+            if self.backups is not None:
+                self.backups.start()
+            self.monitor.start()
 
     def shutdown(self, *, timeout: float = 10.0) -> None:
         """Stop the reconcile loop. Instances keep running: a new controller adopts them."""
         self.reconciler.stop()
+        if self.backups is not None:
+            self.backups.stop()
+        self.monitor.stop(timeout=timeout)
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -287,7 +368,10 @@ class Zerodown:
 
     # use cases ------------------------------------------------------------------------------
     def validate(self, *, spec_text: str, spec_path: str) -> LoadedSpec:
-        return parse_spec(spec_text, filename=spec_path)
+        """The spec, checked; the monitor's rule files and routing configuration too."""
+        loaded = parse_spec(spec_text, filename=spec_path)
+        check_monitor_files(loaded.spec, Path(spec_path).resolve().parent)
+        return loaded
 
     def up(self, *, spec_text: str, spec_path: str, version: str | None = None) -> ReleaseView:
         """First release of a service (or the first after ``stop``): no strategy needed."""
@@ -330,9 +414,12 @@ class Zerodown:
                 kind="release.created",
                 message=f"revision {release.revision} ({label}) created by up",
             )
+            if self.backups is not None:
+                self.backups.record_on_release(name, int(release.revision), prechecks)
         finally:
             self.store.release_lock(f"deploy:{name}", owner=owner)
         self.reconciler.wake()
+        self.monitor.wake()
         return ReleaseView.of(release)
 
     def deploy(
@@ -414,7 +501,10 @@ class Zerodown:
             message=f"revision {release.revision} ({label}) created by {who}: {chosen} rollout "
             f"replacing revision {stable.revision} ({stable.version})",
         )
+        if self.backups is not None:
+            self.backups.record_on_release(name, int(release.revision), prechecks)
         self.reconciler.wake()
+        self.monitor.wake()
         return ReleaseView.of(release)
 
     def _prechecks(
@@ -440,6 +530,13 @@ class Zerodown:
             previous_ready=ready,
             replicas=spec.replicas,
         )
+        if self.backups is not None:
+            confirmed = self.backups.before_deploy(spec, spec_dir=Path(spec_path).resolve().parent)
+            if confirmed:  # real backups answer "backup confirmed" better than "not configured"
+                results = [r for r in results if r.name != "backup" or r.figures.get("configured")]
+                plan = [i for i, r in enumerate(results) if r.name == "rollback-plan"]
+                at = plan[0] if plan else len(results)
+                results = [*results[:at], *confirmed, *results[at:]]
         return [r.to_dict() for r in results]
 
     def _blocked(
@@ -523,16 +620,60 @@ class Zerodown:
         self.store.get_service(ServiceName(service))
         return self.reconciler.command(service, "abort", reason=reason, who=who)
 
-    def rollback(self, service: str, *, to: int | None = None, who: str = "user") -> str:
+    def rollback(
+        self, service: str, *, to: int | None = None, who: str = "user", with_data: bool = False
+    ) -> str:
         """Back to an earlier release: abort a rollout in progress; flip to a warm release at
-        once; otherwise roll the earlier release's spec and version out again."""
+        once; otherwise roll the earlier release's spec and version out again.
+
+        ``with_data`` first restores, over the live data, the backups taken while that release
+        served (``rollback_data`` lists them; the caller has confirmed)."""
         name = ServiceName(service)
         self.store.get_service(name)
         releases = self.store.list_releases(name, limit=200)
         if any(r.status in ROLLOUT_STATUSES for r in releases):
-            if to is not None:
+            if to is not None or with_data:
                 raise RefusedError("a rollout is in progress: abort it first, then roll back")
             return self.abort(service, who=who)
+        _, target = self._rollback_target(name, releases, to)
+        restored = ""
+        if with_data:
+            done = self._restore_rollback_data(service, target, who=who)
+            restored = f"restored backup(s) {', '.join(str(d['backup_id']) for d in done)}; "
+        try:
+            flipped = self.reconciler.command(service, "flip", revision=target.revision, who=who)
+            return restored + flipped
+        except RefusedError:
+            pass  # not warm any more: roll its spec out again
+        owner = f"{who} (rollback to revision {target.revision})"
+        release_stale_lock(self.store, name, releases)
+        self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=LOCK_TTL)
+        release = self.store.create_release(
+            name,
+            version=target.version,
+            spec_text=target.spec_text,
+            spec_hash=target.spec_hash,
+            strategy="rollback",
+            state={"lock_owner": owner, "rollback_of": target.revision},
+        )
+        self.store.append_event(
+            name,
+            revision=release.revision,
+            kind="release.created",
+            message=f"revision {release.revision} restores revision {target.revision} "
+            f"({target.version}) by {who}",
+        )
+        self.reconciler.wake()
+        return restored + (
+            f"revision {target.revision} is not warm any more: rolling its spec out again as "
+            f"revision {release.revision}"
+        )
+
+    def _rollback_target(
+        self, name: ServiceName, releases: list[ReleaseRecord], to: int | None
+    ) -> tuple[ReleaseRecord, ReleaseRecord]:
+        """The release serving and the one a rollback returns to (``to``, else the newest
+        earlier release that served traffic)."""
         stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
         if stable is None:
             raise RefusedError(f"{name} has no release serving")
@@ -555,33 +696,43 @@ class Zerodown:
             target = matches[0]
             if target.revision == stable.revision:
                 raise RefusedError(f"revision {to} is the one serving already")
-        try:
-            return self.reconciler.command(service, "flip", revision=target.revision, who=who)
-        except RefusedError:
-            pass  # not warm any more: roll its spec out again
-        owner = f"{who} (rollback to revision {target.revision})"
-        release_stale_lock(self.store, name, releases)
-        self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=LOCK_TTL)
-        release = self.store.create_release(
-            name,
-            version=target.version,
-            spec_text=target.spec_text,
-            spec_hash=target.spec_hash,
-            strategy="rollback",
-            state={"lock_owner": owner, "rollback_of": target.revision},
-        )
+        return stable, target
+
+    def rollback_data(self, service: str, *, to: int | None = None) -> dict[str, Any]:
+        """What ``rollback --with-data`` would restore: for the release it returns to, the
+        newest good pre-deployment backup of each target taken while that release served."""
+        name = ServiceName(service)
+        self.store.get_service(name)
+        releases = self.store.list_releases(name, limit=200)
+        stable, target = self._rollback_target(name, releases, to)
+        plan = self._backups().rollback_plan(service, target)
+        return {
+            "service": service,
+            "serving_revision": int(stable.revision),
+            "target_revision": int(target.revision),
+            "target_version": str(target.version),
+            "backups": [b.to_dict() for b in plan],
+        }
+
+    def _restore_rollback_data(
+        self, service: str, target: ReleaseRecord, *, who: str
+    ) -> list[dict[str, Any]]:
+        backups = self._backups()
+        plan = backups.rollback_plan(service, target)
+        if not plan:
+            raise RefusedError(
+                f"no backup was taken while revision {target.revision} served: nothing to "
+                "restore (roll back without --with-data)"
+            )
+        done = backups.restore_for_rollback(service, plan)
         self.store.append_event(
-            name,
-            revision=release.revision,
-            kind="release.created",
-            message=f"revision {release.revision} restores revision {target.revision} "
-            f"({target.version}) by {who}",
+            ServiceName(service),
+            kind="rollback.data_restored",
+            message=f"{who} restored backup(s) {', '.join(str(b.id) for b in plan)} for the "
+            f"rollback to revision {target.revision}",
+            data={"restores": done, "to": int(target.revision)},
         )
-        self.reconciler.wake()
-        return (
-            f"revision {target.revision} is not warm any more: rolling its spec out again as "
-            f"revision {release.revision}"
-        )
+        return done
 
     def release(self, service: str, revision: int) -> dict[str, Any]:
         """One release with its full rollout state (weights, step, verdicts, timings)."""
@@ -594,6 +745,45 @@ class Zerodown:
         if "analysis" in state:
             state["analysis"] = {k: v for k, v in state["analysis"].items() if k != "snapshot"}
         return {**ReleaseView.of(rel).to_dict(), "state": state}
+
+    def live(self, service: str) -> LiveView:
+        """The service, the release being rolled out (else the one serving) with its rollout
+        state and canary steps, and the data plane's counters, read now."""
+        name = ServiceName(service)
+        view = self.status_of(service)
+        detail: dict[str, Any] | None = None
+        steps: list[dict[str, Any]] = []
+        if view.release is not None:
+            detail = self.release(service, view.release.revision)
+            if view.release.strategy == "canary":
+                record = self.store.get_release(name, Revision(view.release.revision))
+                spec = parse_spec(record.spec_text, filename=view.spec_path).spec
+                steps = [
+                    step.model_dump(mode="json", by_alias=True, exclude_none=True)
+                    for step in spec.canary_steps or default_canary_steps()
+                ]
+        traffic = None
+        if self.router is not None:
+            try:
+                traffic = self.router.metrics(name)
+            except ZerodownError:
+                traffic = None  # the data plane does not answer or does not know it yet
+        newest = self.history(service, limit=1)
+        latest = None
+        if newest and (view.release is None or newest[0].revision != view.release.revision):
+            latest = newest[0]  # e.g. a rollout that just rolled back, beside the one serving
+        return LiveView(service=view, release=detail, steps=steps, traffic=traffic, latest=latest)
+
+    def reports_of(self, service: str, revision: int) -> list[dict[str, str]]:
+        """The reports written for one release, oldest first, as recorded in the event log:
+        ``{"markdown", "json", "svg"}`` paths."""
+        name = ServiceName(service)
+        self.store.get_service(name)
+        return [
+            {k: str(event.data[k]) for k in ("markdown", "json", "svg") if k in event.data}
+            for event in self.store.list_events(name, revision=Revision(revision), limit=100_000)
+            if event.kind == "report.written" and "markdown" in event.data
+        ]
 
     def report_folder(self, service: str) -> Path:
         """Where reports of a service go: the configured folder, else
@@ -653,9 +843,34 @@ class Zerodown:
             prechecks=list(state.get("prechecks") or []),
             postchecks=list(state.get("postchecks") or []),
             instances=instances,
-            alerts=[],
+            alerts=self._alerts_during(release, events),
             replicas=spec.replicas,
         )
+
+    def _alerts_during(
+        self, release: ReleaseRecord, events: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The alerts that fired while ``release`` rolled out (the monitor's events)."""
+        if not events:
+            return []
+        end = release.finished_at.timestamp() if release.finished_at is not None else math.inf
+        found = []
+        for event in self.store.list_events(
+            release.service, after_id=int(events[0]["id"]) - 1, limit=100_000
+        ):
+            if event.kind != "alert.firing" or event.ts.timestamp() > end:
+                continue
+            data = event.data
+            found.append(
+                {
+                    "name": data.get("name"),
+                    "severity": (data.get("labels") or {}).get("severity"),
+                    "summary": (data.get("annotations") or {}).get("summary"),
+                    "ts": event.ts.isoformat(),
+                    "labels": data.get("labels") or {},
+                }
+            )
+        return found
 
     def write_report(
         self,
@@ -679,6 +894,20 @@ class Zerodown:
             data={"markdown": str(paths.markdown), "json": str(paths.json), "svg": str(paths.svg)},
         )
         return paths
+
+    def write_postmortem(
+        self, incident_id: int, *, directory: Path | None = None
+    ) -> tuple[Path, str]:
+        """Write the postmortem draft of an incident: into ``directory``, else the folder
+        ``incidents/`` of the service's reports (the state directory's when the service is not
+        one zerodown deploys). Returns the path and the Markdown."""
+        record = self.incidents.get(incident_id)
+        if directory is None:
+            try:
+                directory = self.report_folder(record.service) / "incidents"
+            except NotFoundError:
+                directory = self.state.path / "incidents"
+        return self.incidents.write_postmortem(incident_id, directory=directory)
 
     def stop(self, service: str) -> ServiceView:
         """Drain and stop every instance of a service; its history stays."""
@@ -757,13 +986,22 @@ class Zerodown:
         return [ReleaseView.of(r) for r in self.store.list_releases(name, limit=limit)]
 
     def events(
-        self, service: str | None = None, *, after_id: int = 0, limit: int = 500
+        self,
+        service: str | None = None,
+        *,
+        after_id: int = 0,
+        limit: int = 500,
+        revision: int | None = None,
     ) -> list[dict[str, Any]]:
+        """Events oldest first, ids above ``after_id``; of one service, and of one of its
+        releases with ``revision``."""
         name = ServiceName(service) if service else None
         if name is not None:
             self.store.get_service(name)
+        rev = Revision(revision) if revision is not None else None
         return [
-            event_to_dict(e) for e in self.store.list_events(name, after_id=after_id, limit=limit)
+            event_to_dict(e)
+            for e in self.store.list_events(name, after_id=after_id, revision=rev, limit=limit)
         ]
 
     def logs(
@@ -774,6 +1012,8 @@ class Zerodown:
         since: float | None = None,
         instance: str | None = None,
         pattern: str | None = None,
+        min_level: Level | None = None,
+        version: str | None = None,
         tail: int | None = None,
         limit: int = 1000,
     ) -> LogPage:
@@ -784,9 +1024,136 @@ class Zerodown:
             since=since,
             instance=instance,
             pattern=pattern,
+            min_level=min_level,
+            version=version,
             tail=tail,
             limit=limit,
         )
+
+    def log_patterns(
+        self,
+        service: str,
+        *,
+        since: float | None = None,
+        instance: str | None = None,
+        pattern: str | None = None,
+        min_level: Level | None = None,
+        version: str | None = None,
+        max_lines: int = 100_000,
+        top: int = 50,
+    ) -> PatternReport:
+        """The ``top`` templates of the newest ``max_lines`` matching lines (``ops/logmine.py``)."""
+        page = self.logs(
+            service,
+            since=since,
+            instance=instance,
+            pattern=pattern,
+            min_level=min_level,
+            version=version,
+            tail=max_lines + 1,
+        )
+        entries = page.entries[-max_lines:]
+        return PatternReport(
+            patterns=mine_patterns(entries)[:top],
+            lines=len(entries),
+            truncated=len(page.entries) > max_lines,
+        )
+
+    # monitoring -----------------------------------------------------------------------------
+    def metrics_text(self) -> str:
+        """Every metric the monitor has, in Prometheus' text exposition format."""
+        return self.monitor.exposition()
+
+    def metrics(
+        self,
+        service: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        step: float | None = None,
+    ) -> dict[str, Any]:
+        """A service's request rate, error rate, availability, latency (mean, p95, p99) per
+        version and its instances' health and resources, from ``since`` to ``until``."""
+        return self.monitor.metrics_of(service, since=since, until=until, step=step)
+
+    def alerts(self, *, include_resolved: bool = False) -> dict[str, Any]:
+        """Pending and firing alerts (resolved ones too if asked), failing rules, groups."""
+        return self.monitor.alerts(include_resolved=include_resolved)
+
+    def add_silence(
+        self,
+        matchers: list[str],
+        *,
+        ends_at: datetime,
+        created_by: str,
+        comment: str,
+        starts_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Mute alerts matching every matcher (``service="web"``, ``alertname=~"High.*"``)
+        until ``ends_at``."""
+        return self.monitor.add_silence(
+            matchers, ends_at=ends_at, created_by=created_by, comment=comment, starts_at=starts_at
+        )
+
+    def silences(self, *, state: str | None = None) -> list[dict[str, Any]]:
+        """Silences, newest end first; ``state``: only pending, active or expired ones."""
+        return self.monitor.silences(state=state)
+
+    def expire_silence(self, silence_id: str) -> dict[str, Any]:
+        """End a silence now."""
+        return self.monitor.expire_silence(silence_id)
+
+    # backups --------------------------------------------------------------------------------
+    def _backups(self) -> ServiceBackups:
+        if self.backups is None:
+            raise RefusedError("this controller's store keeps no backup catalogue")
+        return self.backups
+
+    def backup_run(self, service: str, *, target: str | None = None) -> list[dict[str, Any]]:
+        """Back up one target of a service now, or all of them; the catalogue entries."""
+        return [r.to_dict() for r in self._backups().run(service, target=target)]
+
+    def backup_list(
+        self, service: str, *, target: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """A service's backups, newest first."""
+        records = self._backups().list_backups(service, target=target, limit=limit)
+        return [r.to_dict() for r in records]
+
+    def backup_get(self, service: str, backup_id: int) -> dict[str, Any]:
+        return self._backups().get(service, backup_id).to_dict()
+
+    def backup_verify(self, service: str, backup_id: int) -> dict[str, Any]:
+        """Re-read a backup's artifacts and check their digests (and ``restic check``)."""
+        return self._backups().verify(service, backup_id)
+
+    def backup_restore(
+        self,
+        service: str,
+        backup_id: int,
+        *,
+        destination: str | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """Restore a backup to a new name (default) or ``destination``; live data only with
+        ``force``."""
+        return self._backups().restore(service, backup_id, destination=destination, force=force)
+
+    def backup_targets(self, service: str) -> list[dict[str, Any]]:
+        """Each backup target of a service: schedule, next run, newest good backup."""
+        return self._backups().status(service)
+
+    # --- disaster recovery --------------------------------------------------------------------
+    def dr_plan(self, service: str, *, path: Path | None = None) -> PlanResult:
+        """Write the DR plan of a service (Markdown): to ``path``, else ``dr/plan-<service>.md``
+        in the service's report folder (beside the reports, not among them)."""
+        target = path or self.report_folder(service) / "dr" / f"plan-{service}.md"
+        return write_plan(self._backups(), service, path=target, now=self.clock.now())
+
+    def dr_drill(self, service: str) -> DrillResult:
+        """Restore the newest backups into a scratch folder, run the service on them, smoke-test
+        it, measure RTO and RPO, clean up and write the report (``zerodown.backup.dr``)."""
+        return drill_service(self._backups(), service, report_dir=self.report_folder(service))
 
     def wait_for(
         self, service: str, *, revision: int, timeout: float, poll: float = 0.1

@@ -105,6 +105,8 @@ class VersionWindow:
     responses (the application's and the proxy's own 502/504); ``unavailable`` the requests the
     version could not serve at all (connection refused, timeout), which are usually among the
     errors too. ``latency_sum`` (seconds) is optional and only feeds ``mean_latency``.
+    ``log_errors`` counts the error-level lines (error, critical) the version's instances wrote
+    to their logs in the window; only ``analysis.maxLogErrorRate`` reads it.
 
     Inconsistent numbers (negative counts, more errors than requests, a malformed histogram) are
     a bug in whoever built the window and raise ``ValueError``.
@@ -116,9 +118,10 @@ class VersionWindow:
     latency_bounds: tuple[float, ...] = ()
     latency_counts: tuple[int, ...] = ()
     latency_sum: float | None = None
+    log_errors: int = 0
 
     def __post_init__(self) -> None:
-        if self.requests < 0 or self.errors < 0 or self.unavailable < 0:
+        if self.requests < 0 or self.errors < 0 or self.unavailable < 0 or self.log_errors < 0:
             raise ValueError(f"negative request counts in {self!r}")
         if self.errors > self.requests or self.unavailable > self.requests:
             raise ValueError(f"more errors or unavailable requests than requests in {self!r}")

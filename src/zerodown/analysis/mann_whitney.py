@@ -71,6 +71,7 @@ from zerodown.analysis.base import (
     quantile_fraction,
 )
 from zerodown.analysis.health import health_measurement
+from zerodown.analysis.log_errors import log_error_measurement
 from zerodown.spec.models import AnalysisSpec
 
 __all__ = [
@@ -270,7 +271,9 @@ class MannWhitneyJudge:
         needed = max(0, config.min_requests - canary.requests)
         if needed:
             metrics = tuple(_so_far(metric, config) for metric in metrics)
-        measurements = (health, *(metric.measurement for metric in metrics))
+        log_errors = log_error_measurement(data, config)
+        extra = (log_errors,) if log_errors is not None else ()
+        measurements = (health, *(metric.measurement for metric in metrics), *extra)
         failed = [m for m in measurements if m.outcome is Outcome.FAIL]
         undecidable = [metric.measurement for metric in metrics if metric.undecidable]
         if failed:
@@ -288,7 +291,9 @@ class MannWhitneyJudge:
         else:
             outcome = Outcome.PASS
             reason = ", ".join(
-                [metric.summary for metric in metrics] + ([health.detail] if health.value else [])
+                [metric.summary for metric in metrics]
+                + [m.detail for m in extra]
+                + ([health.detail] if health.value else [])
             )
         return Verdict(
             outcome=outcome,

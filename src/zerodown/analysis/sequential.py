@@ -87,6 +87,7 @@ from zerodown.analysis.base import (
     quantile_fraction,
 )
 from zerodown.analysis.health import health_measurement
+from zerodown.analysis.log_errors import log_error_measurement
 from zerodown.analysis.special import log_beta, log_beta_sf
 from zerodown.spec.models import AnalysisSpec
 
@@ -158,7 +159,9 @@ class SequentialJudge:
         canary = data.canary
         health = health_measurement(data, config)
         tests = (self._errors(data, config), _latency(data, config))
-        measurements = (health, *(t.measurement for t in tests))
+        log_errors = log_error_measurement(data, config)
+        extra = (log_errors,) if log_errors is not None else ()
+        measurements = (health, *(t.measurement for t in tests), *extra)
         failed = [m for m in measurements if m.outcome is Outcome.FAIL]
         undecidable = [t.measurement for t in tests if t.undecidable]
         needed = max(0, config.min_requests - canary.requests)
@@ -178,7 +181,9 @@ class SequentialJudge:
         else:
             outcome = Outcome.PASS
             reason = f"no regression detected at {confidence} confidence: " + ", ".join(
-                [t.summary for t in tests] + ([health.detail] if health.value else [])
+                [t.summary for t in tests]
+                + [m.detail for m in extra]
+                + ([health.detail] if health.value else [])
             )
         return Verdict(
             outcome=outcome,

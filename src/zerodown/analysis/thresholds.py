@@ -12,13 +12,15 @@ The rules, in the order they are decided:
    ``max_error_rate`` 5 % and ``min_requests`` 100, the 6th error fails the canary early.
 3. **Error rate and availability.** ``errors / requests > max_error_rate`` fails;
    ``(requests - unavailable) / requests < min_availability`` fails. Exactly at the limit passes.
-4. **Latency.** The canary's ``latency_quantile`` fails when it is above ``max_latency_ratio``
+4. **Log errors** (only with ``max_log_error_rate`` set): error-level log lines per canary
+   request, decided like the error rate (see ``log_errors.py``); every judge applies it.
+5. **Latency.** The canary's ``latency_quantile`` fails when it is above ``max_latency_ratio``
    times the baseline's *and* more than ``min_latency_increase`` above it (a noise floor, so
    1 ms -> 3 ms is not a regression). The baseline comes from the stable version over the same
    window if it served at least ``min(min_requests, 50)`` requests, else from the latency
    recorded for the previous release, else the rule is skipped, and both the measurement and
    the verdict's reason say so.
-5. Otherwise the canary passes, and the reason summarises the numbers.
+6. Otherwise the canary passes, and the reason summarises the numbers.
 
 Every rule is measured on every call, so even an early verdict reports all the numbers known.
 """
@@ -38,6 +40,7 @@ from zerodown.analysis.base import (
     quantile_fraction,
 )
 from zerodown.analysis.health import health_measurement
+from zerodown.analysis.log_errors import log_error_measurement
 from zerodown.spec.models import AnalysisSpec
 
 __all__ = ["BaselineLatency", "ThresholdJudge", "baseline_latency"]
@@ -64,7 +67,9 @@ class ThresholdJudge:
             _availability(data, config, enough=enough),
             _latency(data, config, enough=enough),
         )
-        measurements = (health, *(rule.measurement for rule in rules))
+        log_errors = log_error_measurement(data, config)
+        extra = (log_errors,) if log_errors is not None else ()
+        measurements = (health, *(rule.measurement for rule in rules), *extra)
         baseline_requests = data.baseline.requests if data.baseline is not None else 0
         failed = [m for m in measurements if m.outcome is Outcome.FAIL]
         if failed:
@@ -82,7 +87,9 @@ class ThresholdJudge:
             outcome = Outcome.PASS
             needed = 0
             reason = ", ".join(
-                [rule.summary for rule in rules] + ([health.detail] if health.value else [])
+                [rule.summary for rule in rules]
+                + [m.detail for m in extra]
+                + ([health.detail] if health.value else [])
             )
         return Verdict(
             outcome=outcome,

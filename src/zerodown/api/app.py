@@ -10,7 +10,6 @@ field, never a 500.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
@@ -25,7 +24,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from zerodown.api.openapi import MAX_COUNT, MAX_ID, SERVICE_NAME_PATTERN, openapi_document
+from zerodown.api.backups import backup_routes
+from zerodown.api.dashboard import dashboard_routes
+from zerodown.api.dr import dr_routes
+from zerodown.api.incidents import incident_routes
+from zerodown.api.monitoring import monitor_routes
+from zerodown.api.openapi import (
+    MAX_COUNT,
+    MAX_ID,
+    MAX_MINED_LINES,
+    SERVICE_NAME_PATTERN,
+    openapi_document,
+)
+from zerodown.api.session import BrowserSessions
+from zerodown.api.sse import (
+    DEFAULT_INTERVAL_S,
+    MAX_INTERVAL_S,
+    MIN_INTERVAL_S,
+    StreamHub,
+    event_stream,
+)
 from zerodown.core.errors import (
     InputError,
     NotFoundError,
@@ -33,6 +51,7 @@ from zerodown.core.errors import (
     TemporaryError,
     ZerodownError,
 )
+from zerodown.ops.log_levels import Level, parse_level
 from zerodown.service import Zerodown
 
 __all__ = ["create_app"]
@@ -71,15 +90,17 @@ def error_response(exc: ZerodownError) -> JSONResponse:
 
 def create_app(zd: Zerodown, *, token: str) -> Starlette:
     """The HTTP API over one ``Zerodown``."""
-    expected = f"Bearer {token}".encode()
+    # The bearer token, or the dashboard's session cookie (api/session.py: login codes, CSRF).
+    sessions = BrowserSessions(token)
+    streams = StreamHub()  # open SSE streams; the server ends them all when it stops
 
     def guarded(fn: Callable[[Request, dict[str, Any]], Any]) -> Handler:
         async def endpoint(request: Request) -> Response:
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
+            failure = sessions.check(request)
+            if failure is not None:
                 return JSONResponse(
-                    {"error": {"code": "unauthorized", "message": "missing or wrong API token"}},
-                    status_code=401,
+                    {"error": {"code": failure.code, "message": failure.message}},
+                    status_code=failure.status,
                 )
             try:
                 body = await _json_body(request) if _wants_body(request) else {}
@@ -150,7 +171,12 @@ def create_app(zd: Zerodown, *, token: str) -> Starlette:
             elif action == "abort":
                 message = zd.abort(name, reason=_str(body, "reason"), who=who)
             else:
-                message = zd.rollback(name, to=_int(body, "to", minimum=1), who=who)
+                message = zd.rollback(
+                    name,
+                    to=_int(body, "to", minimum=1),
+                    who=who,
+                    with_data=_bool(body, "with_data"),
+                )
             return {"ok": True, "message": message}
 
         return handler
@@ -198,23 +224,61 @@ def create_app(zd: Zerodown, *, token: str) -> Starlette:
 
     def logs(request: Request, body: dict[str, Any]) -> Any:
         name = _name(request)
-        pattern = request.query_params.get("pattern") or None
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except (re.error, RecursionError, OverflowError) as exc:
-                raise FieldError("pattern", f"not a valid regular expression: {exc}") from None
         tail = _int_param(request, "tail", 0, minimum=0, maximum=MAX_COUNT)
         page = zd.logs(
             name,
             offset=_int_param(request, "offset", 0, minimum=0, maximum=MAX_ID),
             since=_float_param(request, "since"),
             instance=request.query_params.get("instance") or None,
-            pattern=pattern,
+            pattern=_pattern_param(request),
+            min_level=_level_param(request),
+            version=request.query_params.get("version") or None,
             tail=tail or None,
             limit=_int_param(request, "limit", 1000, minimum=1, maximum=MAX_COUNT),
         )
         return {"entries": [e.to_dict() for e in page.entries], "next_offset": page.next_offset}
+
+    def log_patterns(request: Request, body: dict[str, Any]) -> Any:
+        report = zd.log_patterns(
+            _name(request),
+            since=_float_param(request, "since"),
+            instance=request.query_params.get("instance") or None,
+            pattern=_pattern_param(request),
+            min_level=_level_param(request),
+            version=request.query_params.get("version") or None,
+            max_lines=_int_param(request, "lines", 100_000, minimum=1, maximum=MAX_MINED_LINES),
+            top=_int_param(request, "top", 50, minimum=1, maximum=MAX_COUNT),
+        )
+        return report.to_dict()
+
+    def login_code(request: Request, body: dict[str, Any]) -> Any:
+        code = sessions.issue_code()
+        return JSONResponse(
+            {"code": code.code, "login_path": code.login_path, "expires_in": code.expires_in},
+            status_code=201,
+        )
+
+    def stream(request: Request, body: dict[str, Any]) -> Any:
+        name = _name(request)
+        after = _int_param(request, "after", 0, minimum=0, maximum=MAX_ID)
+        last = request.headers.get("last-event-id", "").strip()
+        if last:  # a reconnecting EventSource: resume after the last event it got
+            if not re.fullmatch(r"[0-9]{1,16}", last) or int(last) > MAX_ID:
+                raise FieldError(
+                    "Last-Event-ID", f"must be an event id from 0 to {MAX_ID}, got {last[:40]!r}"
+                )
+            after = int(last)
+        interval = _float_param(request, "interval")
+        if interval is None:
+            interval = DEFAULT_INTERVAL_S
+        elif not MIN_INTERVAL_S <= interval <= MAX_INTERVAL_S:
+            raise FieldError(
+                "interval",
+                f"query parameter must be from {MIN_INTERVAL_S:g} to {MAX_INTERVAL_S:g} seconds, "
+                f"got {interval:g}",
+            )
+        zd.history(name, limit=1)  # an unknown service is a 404 before the stream starts
+        return event_stream(zd, streams, service=name, after=after, interval=interval)
 
     routes = [
         Route("/healthz", healthz),
@@ -232,9 +296,19 @@ def create_app(zd: Zerodown, *, token: str) -> Starlette:
             for action in ("promote", "pause", "resume", "abort", "rollback")
         ],
         Route("/v1/services/{name}/logs", guarded(logs), methods=["GET"]),
+        Route("/v1/services/{name}/logs/patterns", guarded(log_patterns), methods=["GET"]),
         Route("/v1/events", guarded(events), methods=["GET"]),
+        Route("/v1/services/{name}/stream", guarded(stream), methods=["GET"]),
+        Route("/v1/login-codes", guarded(login_code), methods=["POST"]),
+        *incident_routes(zd, guarded),
+        *monitor_routes(zd, guarded),
+        *backup_routes(zd, guarded),
+        *dr_routes(zd, guarded),
+        *dashboard_routes(zd, sessions, error_status=status_for),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    app.state.streams = streams
+    return app
 
 
 def _wants_body(request: Request) -> bool:
@@ -326,6 +400,26 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int, maxim
     if not minimum <= value <= maximum:
         raise FieldError(name, f"query parameter must be from {minimum} to {maximum}, got {value}")
     return value
+
+
+def _pattern_param(request: Request) -> str | None:
+    pattern = request.query_params.get("pattern") or None
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise FieldError("pattern", f"not a valid regular expression: {exc}") from None
+    return pattern
+
+
+def _level_param(request: Request) -> Level | None:
+    raw = request.query_params.get("level") or None
+    if raw is None:
+        return None
+    try:
+        return parse_level(raw)
+    except ValueError as exc:
+        raise FieldError("level", str(exc)) from None
 
 
 def _float_param(request: Request, name: str) -> float | None:

@@ -12,10 +12,12 @@ import os
 import socket
 import time
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
 from zerodown.api.app import create_app
+from zerodown.api.sse import StreamHub
 from zerodown.core.errors import InputError
 from zerodown.core.process import pid_alive
 from zerodown.core.state import ControllerInfo, StateDir
@@ -24,6 +26,19 @@ from zerodown.service import Zerodown
 __all__ = ["serve"]
 
 log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn waits for open responses before it exits; an SSE stream never ends on its own,
+    so the signal that stops the server also tells every stream to end."""
+
+    def __init__(self, config: uvicorn.Config, streams: StreamHub) -> None:
+        super().__init__(config)
+        self.streams = streams
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.streams.close()
+        super().handle_exit(sig, frame)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -62,10 +77,17 @@ def serve(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     zd = Zerodown.open(state, store_url=store_url, proxy=proxy, report_dir=report_dir)
     app = create_app(zd, token=token)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=10,  # a backstop: streams end within a second of the signal
+    )
+    server = _Server(config, app.state.streams)
     url = f"http://{actual_host}:{actual_port}"
     state.write_controller(ControllerInfo(pid=os.getpid(), url=url, started_at=time.time()))
+    zd.monitor.external_url = url  # alerts link back here
     zd.start()
     log.info("controller listening on %s (state %s)", url, state.path)
     try:

@@ -24,7 +24,11 @@ from typing import Annotated, Any
 
 import typer
 
+from zerodown.cli.backups import BACKUP_TIMEOUT_SECONDS, backup_commands, confirm_rollback_data
 from zerodown.cli.client import ControllerClient
+from zerodown.cli.dr import dr_commands
+from zerodown.cli.incidents import incident_commands
+from zerodown.cli.monitoring import register_monitor_commands
 from zerodown.cli.render import Output
 from zerodown.core.errors import (
     ControllerUnavailableError,
@@ -35,6 +39,8 @@ from zerodown.core.errors import (
 )
 from zerodown.core.process import pid_alive
 from zerodown.core.state import StateDir
+from zerodown.monitor.config import check_monitor_files
+from zerodown.ops.log_levels import parse_level
 from zerodown.spec import load_spec, template_text
 
 __all__ = ["app", "main"]
@@ -94,10 +100,12 @@ def validate(
     spec: Annotated[Path, typer.Argument(help="Spec file.")] = Path("zerodown.yaml"),
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a spec file; print every problem with its file, line and field."""
+    """Check a spec file (and the monitor's rule and routing files it names); print every
+    problem with its file, line and field."""
     out = _out(as_json)
     loaded = load_spec(spec)
     s = loaded.spec
+    check_monitor_files(s, spec.resolve().parent)
     if as_json:
         out.json(
             {
@@ -500,10 +508,32 @@ def abort(
 def rollback(
     service: Annotated[str, typer.Argument(help="Service name.")],
     to: Annotated[int | None, typer.Option(help="Revision to go back to.")] = None,
+    with_data: Annotated[
+        bool,
+        typer.Option(
+            "--with-data",
+            help="Also restore, over the live data, the backups taken while that release "
+            "served (asks first).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Back to an earlier release: instant when it is still warm, else rolled out again."""
-    _control("rollback", service, as_json, to=to)
+    if not with_data:
+        _control("rollback", service, as_json, to=to)
+        return
+    out = _out(as_json)
+    with ControllerClient(_state(), timeout=BACKUP_TIMEOUT_SECONDS) as client:
+        plan = client.get(f"/v1/services/{service}/rollback-data", to=to)
+        confirm_rollback_data(out, plan, yes=yes)
+        result = client.post(
+            f"/v1/services/{service}/rollback", {"who": _who(), "to": to, "with_data": True}
+        )
+    if as_json:
+        out.json({**result, "restored": plan["backups"]})
+    else:
+        out.line(f"{service}: {result['message']}")
 
 
 @app.command()
@@ -636,19 +666,44 @@ def parse_since(text: str) -> float:
     return when.timestamp()
 
 
+FOLLOW_PAGE = 1000
+"""Entries per request while following; a full page is followed by the next at once."""
+
+
 @app.command()
 def logs(
     service: Annotated[str, typer.Argument(help="Service name.")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")
+    ] = False,
     since: Annotated[
         str | None, typer.Option(help="Only lines since: 30s, 5m, 2h or an ISO time.")
     ] = None,
     tail: Annotated[int, typer.Option(help="Last N lines (0: all).")] = 100,
     instance: Annotated[str | None, typer.Option(help="Only this instance.")] = None,
+    version: Annotated[str | None, typer.Option(help="Only instances of this version.")] = None,
+    level: Annotated[
+        str | None,
+        typer.Option(
+            help="Only lines at this level or above: debug, info, warning, error, critical."
+        ),
+    ] = None,
     grep: Annotated[str | None, typer.Option(help="Only lines matching this regex.")] = None,
+    patterns: Annotated[
+        bool,
+        typer.Option(
+            "--patterns",
+            help="Group the lines into templates (with counts, first and last seen, "
+            "examples) instead of printing them.",
+        ),
+    ] = False,
+    top: Annotated[int, typer.Option(help="With --patterns: how many templates.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """Aggregated logs of every instance of a service, with timestamps."""
+    """Aggregated logs of every instance of a service, with timestamps and levels.
+
+    --json prints one JSON object per line (with --patterns, one document).
+    """
     out = _out(as_json)
     since_ts = parse_since(since) if since else None
     if grep:
@@ -656,26 +711,42 @@ def logs(
             re.compile(grep)
         except re.error as exc:
             raise InputError(f"--grep {grep!r} is not a valid regex: {exc}") from None
+    if level is not None:
+        try:
+            level = parse_level(level).value
+        except ValueError as exc:
+            raise InputError(f"--level: {exc}") from None
+    if patterns and follow:
+        raise InputError("--patterns and --follow do not go together")
+    if top < 1:
+        raise InputError(f"--top must be at least 1, got {top}")
+    filters = {"instance": instance, "pattern": grep, "level": level, "version": version}
     with _client() as client:
+        if patterns:
+            report = client.get(
+                f"/v1/services/{service}/logs/patterns", since=since_ts, top=top, **filters
+            )
+            if as_json:
+                out.json(report)
+            else:
+                out.log_patterns(report)
+            return
         page = client.get(
-            f"/v1/services/{service}/logs",
-            since=since_ts,
-            instance=instance,
-            pattern=grep,
-            tail=tail or None,
+            f"/v1/services/{service}/logs", since=since_ts, tail=tail or None, **filters
         )
         out.log_entries(page["entries"])
         offset = page["next_offset"]
-        while follow:
-            time.sleep(0.3)
-            page = client.get(
-                f"/v1/services/{service}/logs",
-                offset=offset,
-                instance=instance,
-                pattern=grep,
-            )
-            out.log_entries(page["entries"])
-            offset = page["next_offset"]
+        try:
+            while follow:
+                if len(page["entries"]) < FOLLOW_PAGE:  # caught up: wait for new lines
+                    time.sleep(0.3)
+                page = client.get(
+                    f"/v1/services/{service}/logs", offset=offset, limit=FOLLOW_PAGE, **filters
+                )
+                out.log_entries(page["entries"])
+                offset = page["next_offset"]
+        except KeyboardInterrupt:
+            return  # Ctrl-C is how following ends
 
 
 @app.command()
@@ -697,6 +768,33 @@ def stop(
         out.line(f"{service} stopped")
 
 
+@app.command()
+def dashboard(
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Also open the link in the default web browser.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a sign-in link to the web dashboard (it works once, within a minute)."""
+    out = _out(as_json)
+    with _client() as client:
+        code = client.post("/v1/login-codes")
+        url = client.url + str(code["login_path"])
+    if as_json:
+        out.json({"url": url, "expires_in": code["expires_in"]})
+    else:
+        out.line(url)
+        out.line(
+            f"open it within {float(code['expires_in']):.0f} s; it works once and signs the "
+            "browser in for 12 hours",
+            style="dim",
+        )
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     add_help_option=False,
@@ -709,6 +807,19 @@ def proxy(ctx: typer.Context) -> None:
     if "--state-dir" not in argv:
         argv = ["--state-dir", str(_state().path), *argv]
     raise typer.Exit(proxy_main(argv))
+
+
+# --- incidents --------------------------------------------------------------------------------
+app.add_typer(incident_commands(output=_out, client=_client, who=_who), name="incident")
+
+# --- backups ----------------------------------------------------------------------------------
+app.add_typer(backup_commands(output=_out, state=_state), name="backup")
+
+# --- disaster recovery ------------------------------------------------------------------------
+app.add_typer(dr_commands(output=_out, state=_state), name="dr")
+
+# --- monitoring: metrics, alerts, silences ------------------------------------------------------
+register_monitor_commands(app, output=_out, client=_client, who=_who, parse_since=parse_since)
 
 
 # --- entry point ------------------------------------------------------------------------------

@@ -30,6 +30,13 @@ STATUS_STYLE = {
 }
 
 
+LEVEL_STYLE = {"debug": "dim", "warning": "yellow", "error": "red", "critical": "bold red"}
+
+
+def _epoch_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S")
+
+
 def _styled(value: str) -> Text:
     return Text(value, style=STATUS_STYLE.get(value, ""))
 
@@ -240,9 +247,37 @@ class Output:
                 sys.stdout.write(json.dumps(entry) + "\n")
             else:
                 ts = datetime.fromtimestamp(entry["ts"]).strftime("%H:%M:%S")
+                style = LEVEL_STYLE.get(str(entry.get("level")), "")
                 self.out.print(
-                    Text.assemble((f"{ts} {entry['instance']} ", "dim"), entry["line"]),
+                    Text.assemble((f"{ts} {entry['instance']} ", "dim"), (entry["line"], style)),
                     markup=False,
                 )
         if self.as_json:
             sys.stdout.flush()
+
+    def log_patterns(self, report: dict[str, Any]) -> None:
+        """Templates with their counts, versions and times; the first example under each."""
+        patterns = report["patterns"]
+        if not patterns:
+            self.out.print(f"no lines matched ({report['lines']} mined)", markup=False)
+            return
+        table = Table(box=None, pad_edge=False)
+        for column in ("COUNT", "VERSION", "LEVEL", "FIRST SEEN", "LAST SEEN", "TEMPLATE"):
+            table.add_column(column, justify="right" if column == "COUNT" else "left")
+        for pattern in patterns:
+            style = LEVEL_STYLE.get(pattern["level"], "")
+            table.add_row(
+                str(pattern["count"]),
+                pattern["version"],
+                Text(pattern["level"], style=style),
+                _epoch_time(pattern["first_seen"]),
+                _epoch_time(pattern["last_seen"]),
+                Text(pattern["template"]),
+            )
+            if pattern["examples"]:
+                table.add_row("", "", "", "", "", Text(f"e.g. {pattern['examples'][0]}", "dim"))
+        self.out.print(table)
+        more = " (older lines left out: narrow with --since)" if report.get("truncated") else ""
+        self.out.print(
+            f"{len(patterns)} patterns in {report['lines']} lines{more}", style="dim", markup=False
+        )

@@ -4,6 +4,9 @@ The proxy keeps monotonic counters per group (one group per revision, ``r<N>``);
 the difference between two snapshots, cumulative from the start of an analysis (the judges are
 stateless). A negative difference means the proxy restarted and its
 counters began again: the window is then reported as reset so the caller starts a new one.
+
+Log errors come the same way from the log book's per-revision counts of error-level lines
+(``LogBook.error_lines``): ``log_errors_since`` differences two of them.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from zerodown.traffic.base import (
     latency_bucket_bounds,
 )
 
-__all__ = ["counters_went_back", "version_window"]
+__all__ = ["counters_went_back", "log_errors_since", "version_window"]
 
 
-def version_window(counts: TrafficCounts) -> VersionWindow:
-    """One version's counters as the judge wants them (counts clamped to the request total)."""
+def version_window(counts: TrafficCounts, *, log_errors: int = 0) -> VersionWindow:
+    """One version's counters as the judge wants them (counts clamped to the request total),
+    with the error-level log lines its instances wrote over the same window."""
     ranges = [
         (lower / 1e6, upper / 1e6, count)
         for lower, upper, count in (
@@ -35,6 +39,7 @@ def version_window(counts: TrafficCounts) -> VersionWindow:
         unavailable=min(counts.connect_errors + counts.timeouts, requests),
         latency_bounds=bounds,
         latency_counts=buckets,
+        log_errors=max(0, log_errors),
     )
 
 
@@ -45,3 +50,11 @@ def counters_went_back(now: ServiceMetrics, then: ServiceMetrics) -> bool:
         if current is not None and current.requests < group.requests:
             return True
     return False
+
+
+def log_errors_since(now: dict[int, int], then: dict[int, int], revision: int) -> int:
+    """Error-level log lines of ``revision`` between two ``LogBook.error_lines`` readings.
+
+    The counts only grow; a smaller count (the log book's counts were lost) reads as 0.
+    """
+    return max(0, now.get(revision, 0) - then.get(revision, 0))

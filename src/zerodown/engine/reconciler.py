@@ -47,7 +47,7 @@ from zerodown.checks.post import run_postchecks
 from zerodown.core.clock import Clock, SystemClock
 from zerodown.core.errors import RefusedError, TemporaryError, ZerodownError
 from zerodown.core.types import Address, InstanceId, Revision, ServiceName, Version
-from zerodown.engine.metrics_window import counters_went_back, version_window
+from zerodown.engine.metrics_window import counters_went_back, log_errors_since, version_window
 from zerodown.engine.strategies import STRATEGIES, group_of
 from zerodown.engine.strategies.common import health_guard
 from zerodown.metrics.system import HostSampler
@@ -1524,8 +1524,13 @@ class _Context:
             "next_eval": self.now + config.interval,
             "config": config.model_dump(mode="json"),
             "snapshot": snapshot.to_dict() if snapshot is not None else None,
+            "log_errors": self._log_errors(),
         }
         self.emit("analysis.started", f"{label}: measuring (judge {config.judge})")
+
+    def _log_errors(self) -> dict[int, int]:
+        """Error-level log lines per revision so far (the analysis window differences them)."""
+        return self._r.logbook.error_lines(self.service.name)
 
     def analysis_running(self) -> bool:
         return "analysis" in self.state
@@ -1551,19 +1556,31 @@ class _Context:
         else:
             if window.get("snapshot") is None:
                 window["snapshot"] = current.to_dict()
+                window["log_errors"] = self._log_errors()
                 return None
             start = ServiceMetrics.from_dict(window["snapshot"])
             if counters_went_back(current, start):
                 window["snapshot"] = current.to_dict()
+                window["log_errors"] = self._log_errors()
                 window["started"] = self.now
                 self.emit("analysis.reset", "the data plane restarted: measuring again")
                 return None
             delta = current.delta(start)
+            logs_now = self._log_errors()
+            logs_then = {int(k): int(v) for k, v in (window.get("log_errors") or {}).items()}
+            if "log_errors" not in window:  # started before log errors were measured
+                window["log_errors"] = logs_then = logs_now
             baseline = None
             if self.stable is not None:
-                baseline = version_window(delta.group(group_of(self.stable)))
+                baseline = version_window(
+                    delta.group(group_of(self.stable)),
+                    log_errors=log_errors_since(logs_now, logs_then, self.stable),
+                )
             data = AnalysisInput(
-                canary=version_window(delta.group(group_of(self.new))),
+                canary=version_window(
+                    delta.group(group_of(self.new)),
+                    log_errors=log_errors_since(logs_now, logs_then, self.new),
+                ),
                 baseline=baseline,
                 recorded_baseline_latency=self.state.get("baseline_latency"),
                 unhealthy_instances=tuple(self.failing()),

@@ -2,7 +2,7 @@
 
 ``HostSampler.sample()`` returns one JSON-ready dict. CPU is the share of all cores busy since
 the previous sample (the first sample measures over a short 0.1 s interval); network is the
-bandwidth since the previous sample, in bytes per second.
+bandwidth since the previous sample, in bytes per second, and the byte counters since boot.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ class HostSampler:
             "memory_total_bytes": memory.total,
             "disk_percent": disk.percent,
             "disk_free_bytes": disk.free,
+            "disk_total_bytes": disk.total,
             "net_sent_bytes_per_s": sent_rate,
             "net_recv_bytes_per_s": recv_rate,
+            "net_sent_bytes_total": net.bytes_sent,
+            "net_recv_bytes_total": net.bytes_recv,
         }

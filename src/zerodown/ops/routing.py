@@ -71,6 +71,7 @@ __all__ = [
     "Dispatcher",
     "EmailConfig",
     "InhibitRule",
+    "LogEntry",
     "Notification",
     "NotificationAlert",
     "ReceiverConfig",
@@ -839,6 +840,10 @@ class Silences:
         self._silences[silence_id] = expired
         return expired
 
+    def restore(self, silence: Silence) -> None:
+        """Take back a silence saved earlier (whatever its state), as it was."""
+        self._silences[silence.id] = silence
+
     def silencing(self, labels: Mapping[str, str]) -> builtins.list[str]:
         """Ids of the active silences muting ``labels``."""
         now = self.clock.now()
@@ -1110,7 +1115,10 @@ class _Group:
 
 
 @dataclass(frozen=True)
-class _LogEntry:
+class LogEntry:
+    """What one integration was last told about one group (Alertmanager's notification log):
+    the fingerprints of the firing and the resolved alerts, and when."""
+
     firing: frozenset[str]
     resolved: frozenset[str]
     at: datetime
@@ -1138,7 +1146,7 @@ class Dispatcher:
         self.external_url = external_url
         self._alerts: dict[str, RoutedAlert] = {}
         self._groups: dict[tuple[str, LabelSet], _Group] = {}
-        self._log: dict[tuple[str, str, int], _LogEntry] = {}
+        self._log: dict[tuple[str, str, int], LogEntry] = {}
 
     # intake
 
@@ -1272,7 +1280,7 @@ class Dispatcher:
                 if ok:
                     sent.append(notification)
             if ok:
-                self._log[log_key] = _LogEntry(firing, resolved, now)
+                self._log[log_key] = LogEntry(firing, resolved, now)
             all_ok = all_ok and ok
         if all_ok:
             for fp in resolved:
@@ -1317,6 +1325,15 @@ class Dispatcher:
             truncated_alerts=truncated,
         )
 
+    def notification_log(self) -> dict[tuple[str, str, int], LogEntry]:
+        """The notification log by (group key, receiver, integration index), to be saved."""
+        return dict(self._log)
+
+    def restore_notification_log(self, entries: Mapping[tuple[str, str, int], LogEntry]) -> None:
+        """Take back a saved notification log, so a restarted notifier does not repeat what
+        it already sent (Alertmanager keeps its log on disk for the same reason)."""
+        self._log.update(entries)
+
     def groups(self) -> list[dict[str, Any]]:
         """The aggregation groups and their alerts (for status pages)."""
         return [
@@ -1353,7 +1370,7 @@ def _merge(old: RoutedAlert, new: RoutedAlert) -> RoutedAlert:
 
 
 def _needs_update(
-    entry: _LogEntry | None,
+    entry: LogEntry | None,
     firing: frozenset[str],
     resolved: frozenset[str],
     *,

@@ -152,7 +152,24 @@ _TYPE_BY_STRATEGY: Final = {
     "rolling": "Rolling",
     "initial": "Initial",
     "rollback": "Rollback",
+    "dr-drill": "DR Drill",
 }
+_DRILL_STEP_KINDS: Final = frozenset(
+    {
+        "dr.drill.started",
+        "dr.drill.restored",
+        "dr.drill.restore_failed",
+        "dr.drill.instance_started",
+        "dr.drill.serving",
+        "dr.drill.smoke_failed",
+        "dr.drill.error",
+        "dr.drill.cleaned",
+        "dr.drill.cleanup_failed",
+        "dr.drill.passed",
+        "dr.drill.failed",
+    }
+)
+"""A DR drill's steps (``zerodown.backup.dr``): the operation ``drill`` shows these."""
 _INSTANCE_REVISION = re.compile(r"-r(\d+)-")
 
 
@@ -635,8 +652,10 @@ def _impact(f: Facts, status: JSON) -> JSON:
     share = None
     if traffic.requests and traffic.new_requests is not None:
         share = _percent(traffic.new_requests / traffic.requests)
+    drill = _mapping(f.state.get("drill")) if f.operation == "drill" else {}
     return {
         "service": f.data.service,
+        "drill": dict(drill) if drill else None,
         "new": _release_ref(f.new, f.version),
         "previous": _release_ref(f.stable, f.stable_version),
         "instances_replaced": replaced,
@@ -916,7 +935,7 @@ def _execution(f: Facts) -> JSON:
     steps: list[JSON] = []
     omitted = 0
     for event in f.events:
-        if event.kind not in _STEP_KINDS:
+        if event.kind not in _STEP_KINDS and event.kind not in _DRILL_STEP_KINDS:
             continue
         if event.kind == "analysis.verdict":
             outcome = _mapping(event.data.get("verdict")).get("outcome")
@@ -1492,8 +1511,12 @@ def _incident(f: Facts, status: JSON) -> JSON:
             "restored_revision": f.new,
             "restored": _release_ref(f.new, f.version),
         }
+    if f.status == "failed" and f.operation == "drill":
+        return {"incident": False, "kind": "drill_failed", "reason": f.reason}
     if f.status == "failed":
         return {"incident": True, "kind": "failed", "reason": f.reason, "restored_revision": None}
+    if f.operation == "drill":
+        return {"incident": False, "kind": "drill"}
     return {"incident": False, "kind": None}
 
 
@@ -1550,6 +1573,17 @@ def _lessons(f: Facts, status: JSON) -> JSON:
             )
     elif f.status == "failed":
         items.append({"id": "failed", "reason": f.reason})
+    if f.operation == "drill":
+        drill = _mapping(f.state.get("drill"))
+        for objective in ("rto", "rpo"):
+            items.append(
+                {
+                    "id": f"drill_{objective}",
+                    "achieved_s": _float(drill.get(f"{objective}_s")),
+                    "target_s": _float(drill.get(f"{objective}_target_s")),
+                }
+            )
+        return {"items": items, "count": len(items)}
     analyses = _analysis_outcomes(f)
     passed = [a for a in analyses.values() if a["outcome"] == "pass"]
     inconclusive = [a for a in analyses.values() if a["outcome"] == "inconclusive"]
@@ -1609,9 +1643,13 @@ def _recommendations(f: Facts, sections: JSON) -> JSON:
                 "reason": f.reason,
             }
         )
+    elif f.status == "failed" and f.operation == "drill":
+        urgent.append({"id": "drill_failed", "reason": f.reason})
     elif f.status == "failed":
         urgent.append({"id": "service_down", "revision": f.new, "reason": f.reason})
-    if serving is not None and serving["healthy"] < serving["expected"]:
+    # A drill's copy is stopped on purpose when the drill ends: that is no missing instance.
+    drilled = f.operation == "drill"
+    if not drilled and serving is not None and serving["healthy"] < serving["expected"]:
         urgent.append(
             {
                 "id": "restore_instances",

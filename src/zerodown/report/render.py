@@ -214,6 +214,14 @@ class _Fields:
 
     def impact(self, f: JSON) -> Rendered:
         w = self.words
+        drill = f.get("drill")
+        if drill:
+            return w(
+                "impact_drill",
+                service=f["service"],
+                address=drill.get("address") or "-",
+                new=self.rev(f["new"]),
+            ), [w("impact_drill_users")]
         if f["previous"] is None:
             head = w(
                 "impact_first",
@@ -755,6 +763,10 @@ class _Fields:
             return w("incident_none"), []
         if kind == "failed":
             return w("incident_failed", reason=f["reason"] or "-"), []
+        if kind == "drill":
+            return w("incident_drill"), []
+        if kind == "drill_failed":
+            return w("incident_drill_failed", reason=f["reason"] or "-"), []
         target = self.rev(f["restored"])
         within = w("within") if f.get("within_target") else w("not_within")
         if kind == "manual_rollback":
@@ -851,6 +863,8 @@ class _Fields:
             return w("lesson_analysis_skipped", label=item["label"])
         if kind == "instance_restarts":
             return w("lesson_instance_restarts", restarts=item["restarts"], crashes=item["crashes"])
+        if kind in ("drill_rto", "drill_rpo"):
+            return self.drill_objective(kind, item)
         if kind == "first_baseline":
             return w(
                 "lesson_first_baseline_recorded"
@@ -858,6 +872,24 @@ class _Fields:
                 else "lesson_first_baseline_missing"
             )
         return w("lesson_nothing_notable")
+
+    def drill_objective(self, kind: str, item: JSON) -> str:
+        """``RTO 0.31 s, objective 300 s: met`` (or not reached, or no objective)."""
+        w = self.words
+        name = kind.removeprefix("drill_").upper()
+        achieved, target = item["achieved_s"], item["target_s"]
+        if achieved is None:
+            return w("lesson_drill_not_reached", name=name)
+        if target is None:
+            return w("lesson_drill_no_objective", name=name, value=num(achieved))
+        verdict = w("within") if achieved <= target else w("not_within")
+        return w(
+            "lesson_drill_objective",
+            name=name,
+            value=num(achieved),
+            target=num(target),
+            verdict=verdict,
+        )
 
     def lessons(self, f: JSON) -> Rendered:
         return self.listed([self.lesson(item) for item in f["items"]])
@@ -953,6 +985,7 @@ _URGENT_KEYS = frozenset(
         "fix_release",
         "review_abort",
         "service_down",
+        "drill_failed",
         "restore_instances",
         "postcheck_failed",
         "review_alerts",

@@ -169,6 +169,17 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "service {service}: {previous} → {new}; {replaced} instance(s) replaced ({started} new "
         "started, {stopped} new stopped)",
     ),
+    "impact_drill": (
+        "服務 {service}: 無使用者受影響: 這是災難復原演練 (維運操作, 不是部署), 以還原的備份資料在 "
+        "{address} 另起 {new} 的副本, 演練結束即停止並清除; 線上服務與其資料未被觸及",
+        "service {service}: no user affected: a disaster-recovery drill (an operation, not a "
+        "deployment) ran a copy of {new} on {address} against restored backups, stopped and "
+        "removed when the drill ended; the live service and its data were not touched",
+    ),
+    "impact_drill_users": (
+        "使用者: 演練只收到 zerodown 的煙霧測試請求",
+        "users: the drill's copy served only zerodown's smoke tests",
+    ),
     "impact_first": (
         "服務 {service}: 首次部署 {new}; 新啟動 {started} 個實例",
         "service {service}: first deployment of {new}; {started} instance(s) started",
@@ -501,6 +512,15 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "部署失敗且沒有可恢復的前一版本: {reason}",
         "the deployment failed with no previous release to restore: {reason}",
     ),
+    "incident_drill": (
+        "無事故: 演練中的服務副本由備份還原並通過煙霧測試",
+        "no incident: the drill's copy came back from the backups and passed its smoke tests",
+    ),
+    "incident_drill_failed": (
+        "演練失敗 (線上服務不受影響), 但真正的災難時服務無法如此復原: {reason}",
+        "the drill failed (the live service was not affected), so a real disaster could not "
+        "be recovered this way: {reason}",
+    ),
     "incident_none": (
         "無事故: 部署過程沒有觸發回滾或失敗",
         "no incident: nothing rolled back or failed",
@@ -551,6 +571,18 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "a first deployment has nothing to compare with; it saw no traffic, so the next "
         "rollout's latency rule has no recorded baseline",
     ),
+    "lesson_drill_objective": (
+        "{name} 實測 {value} 秒, 目標 {target} 秒: {verdict}",
+        "{name} measured {value} s, objective {target} s: {verdict}",
+    ),
+    "lesson_drill_no_objective": (
+        "{name} 實測 {value} 秒; 沒有設定目標",
+        "{name} measured {value} s; no objective set",
+    ),
+    "lesson_drill_not_reached": (
+        "{name}: 沒有量到 (服務沒有從備份復原)",
+        "{name}: not measured (the service did not come back from the backups)",
+    ),
     "lesson_nothing_notable": (
         "過程順利: 沒有回滾, 沒有未定論的分析, 沒有實例重啟",
         "a smooth rollout: no rollback, no inconclusive analysis, no instance restart",
@@ -563,6 +595,10 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     "urgent_review_abort": (
         "{release} 被中止並回滾: 確認中止的原因 ({reason}) 後再部署",
         "{release} was aborted and rolled back: settle why ({reason}) before deploying again",
+    ),
+    "urgent_drill_failed": (
+        "修正災難復原: 服務無法從備份復原: {reason}",
+        "fix the recovery: the service could not be restored from its backups: {reason}",
     ),
     "urgent_service_down": (
         "{release} 部署失敗, 服務可能沒有健康實例: {reason}",

@@ -57,6 +57,12 @@ DEFAULT_STICKY_SESSIONS: Final = False
 DEFAULT_NOTIFY_ON: Final[tuple[NotifyEvent, ...]] = ("rolled_back", "failed")
 DEFAULT_NOTIFY_TIMEOUT_SECONDS: Final = 5.0
 
+# monitor (sampled every 15 s; full resolution for 6 hours, one-minute aggregates for 7 days)
+DEFAULT_MONITOR_INTERVAL_SECONDS: Final = 15.0
+DEFAULT_MONITOR_RAW_RETENTION_SECONDS: Final = 6 * 3600.0
+DEFAULT_MONITOR_RETENTION_SECONDS: Final = 7 * 86400.0
+MIN_MONITOR_INTERVAL_SECONDS: Final = 1.0
+
 # deploy (no windows: deployments may start at any time; a window without times is whole days)
 DEFAULT_WINDOW_START: Final = "00:00"
 DEFAULT_WINDOW_END: Final = "24:00"

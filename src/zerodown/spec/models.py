@@ -28,13 +28,16 @@ from pydantic import (
     BeforeValidator,
     Field,
     JsonValue,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
 from zerodown.core.types import Address
 from zerodown.spec import defaults
-from zerodown.spec.durations import Duration, PositiveDuration
+from zerodown.spec.dr import DrSpec
+from zerodown.spec.durations import Duration, PositiveDuration, format_duration
 from zerodown.spec.fields import (
     Alpha,
     EnvKey,
@@ -60,6 +63,7 @@ from zerodown.spec.fields import (
     spec_value_error,
     split_host_port,
 )
+from zerodown.spec.retention import KeepCount, KeepWithin
 from zerodown.spec.steps import AnalysisStep, CanaryStep
 
 __all__ = [
@@ -67,6 +71,9 @@ __all__ = [
     "WEEKDAYS",
     "AnalysisSpec",
     "BackupCheckSpec",
+    "BackupTargetKind",
+    "BackupTargetSpec",
+    "BackupsSpec",
     "BlueGreenSpec",
     "CanaryMatchRule",
     "CanarySpec",
@@ -83,13 +90,17 @@ __all__ = [
     "HooksSpec",
     "HttpMethod",
     "HttpProbe",
+    "IncidentSeverity",
+    "IncidentsSpec",
     "LogScanSpec",
+    "MonitorSpec",
     "NotifyEvent",
     "NotifySpec",
     "PerformanceCheckSpec",
     "PostChecksSpec",
     "PreChecksSpec",
     "ProbeKind",
+    "RetentionSpec",
     "RollingSpec",
     "RunSpec",
     "ServiceSpec",
@@ -613,6 +624,8 @@ class AnalysisSpec(SpecModel):
     min_availability: Fraction = defaults.DEFAULT_MIN_AVAILABILITY
     rollback_on_health_check_failure: bool = defaults.DEFAULT_ROLLBACK_ON_HEALTH_CHECK_FAILURE
     alpha: Alpha = defaults.DEFAULT_ALPHA
+    max_log_error_rate: Fraction | None = None
+    """Most error-level log lines (error, critical) per canary request; None: not checked."""
     """False-alarm rate of the sequential judge."""
 
 
@@ -792,6 +805,54 @@ class NotifySpec(SpecModel):
         return bool(self.webhooks) and outcome in self.on
 
 
+def _monitor_interval(seconds: float) -> float:
+    if seconds < defaults.MIN_MONITOR_INTERVAL_SECONDS:
+        raise spec_value_error(
+            "expected an interval of at least 1s (the monitor samples the service this often)"
+        )
+    return seconds
+
+
+MonitorInterval = Annotated[PositiveDuration, AfterValidator(_monitor_interval)]
+
+
+class MonitorSpec(SpecModel):
+    """How ``zerodown serve`` watches the service once it runs: how often its metrics are
+    sampled, how long they are kept, which alert rules run over them and where alerts go.
+
+    ``rules`` are Prometheus rule files and ``alertmanager`` an Alertmanager configuration
+    file, both relative to the spec's folder; their own syntax is checked, with line numbers,
+    when the service is brought up or deployed. Without ``alertmanager``, alerts go to
+    ``notify.webhooks`` (Alertmanager's webhook JSON), grouped by alert name and service.
+    """
+
+    interval: MonitorInterval = defaults.DEFAULT_MONITOR_INTERVAL_SECONDS
+    raw_retention: PositiveDuration = defaults.DEFAULT_MONITOR_RAW_RETENTION_SECONDS
+    """Samples are kept at full resolution this long."""
+    retention: PositiveDuration = defaults.DEFAULT_MONITOR_RETENTION_SECONDS
+    """One-minute aggregates are kept this long (at least ``raw_retention``)."""
+    default_rules: bool = True
+    """Evaluate the rules zerodown ships (error rate, latency, availability, health ...)."""
+    rules: tuple[NonEmptyStr, ...] = ()
+    alertmanager: NonEmptyStr | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_none(cls, data: Any) -> Any:
+        return _drop_nulls(data, ("rules",))
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_covers_raw(cls, value: float, info: ValidationInfo) -> float:
+        raw = info.data.get("raw_retention")
+        if isinstance(raw, float) and value < raw:
+            raise spec_value_error(
+                f"expected a retention of at least rawRetention ({format_duration(raw)})",
+                hint="aggregates are made from the full-resolution samples",
+            )
+        return value
+
+
 class DeployWindow(SpecModel):
     """Days and a time range, in one time zone, when deployments may start.
 
@@ -845,6 +906,149 @@ class DeploySpec(SpecModel):
         return _drop_nulls(data, ("windows", "freezes"))
 
 
+# ---------------------------------------------------------------------------------------------
+# Backups: what is saved, when, for how long, and where
+
+BackupTargetKind = Literal["files", "sqlite", "postgresql", "docker-volume"]
+_TARGET_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
+
+
+def _check_target_name(value: str) -> str:
+    if not _TARGET_NAME.fullmatch(value):
+        raise spec_value_error(
+            "expected a target name of lowercase letters, digits and '-', starting with a "
+            "letter, at most 40 characters (it names files and metric labels)"
+        )
+    return value
+
+
+def _check_cron(value: str) -> str:
+    from croniter import croniter  # imported here: only specs with a schedule need it
+
+    text = " ".join(value.split())
+    if len(text.split(" ")) != 5 or not croniter.is_valid(text):
+        raise spec_value_error(
+            "expected a cron expression of five fields (minute hour day month weekday), "
+            "such as '0 3 * * *' (every day at 03:00 UTC)"
+        )
+    return text
+
+
+BackupTargetName = Annotated[str, AfterValidator(_check_target_name)]
+CronExpression = Annotated[str, AfterValidator(_check_cron)]
+"""Five cron fields, evaluated in UTC; written back with single spaces."""
+
+
+class RetentionSpec(SpecModel):
+    """Which backups are kept, as ``restic forget`` reads its ``--keep-*`` options.
+
+    A backup is kept when any rule keeps it; with no rule at all every backup is kept.
+    """
+
+    keep_last: KeepCount | None = None
+    keep_hourly: KeepCount | None = None
+    keep_daily: KeepCount | None = None
+    keep_weekly: KeepCount | None = None
+    keep_monthly: KeepCount | None = None
+    keep_yearly: KeepCount | None = None
+    """Counts are a number or ``unlimited``; see ``zerodown.backup.retention`` for the rules."""
+    keep_within: KeepWithin | None = None
+    """Every backup taken less than this before the newest one: ``1y2m3d4h``, m is months."""
+    keep_within_hourly: KeepWithin | None = None
+    keep_within_daily: KeepWithin | None = None
+    keep_within_weekly: KeepWithin | None = None
+    keep_within_monthly: KeepWithin | None = None
+    keep_within_yearly: KeepWithin | None = None
+    timezone: TimeZoneName = defaults.DEFAULT_WINDOW_TIMEZONE
+    """The zone whose hours, days, weeks, months and years the rules count."""
+
+    @property
+    def configured(self) -> bool:
+        """True when at least one rule is set (otherwise nothing is ever removed)."""
+        return any(
+            value is not None for key, value in self.model_dump().items() if key != "timezone"
+        )
+
+
+class BackupTargetSpec(SpecModel):
+    """One thing to back up: a folder or file (``files``, through restic), a SQLite database
+    file, a PostgreSQL database (``url``) or a Docker volume (``volume``)."""
+
+    name: BackupTargetName
+    kind: BackupTargetKind
+    path: NonEmptyStr | None = None
+    """``files``: a file or folder; ``sqlite``: the database file. Relative to the spec's folder."""
+    url: NonEmptyStr | None = None
+    """``postgresql``: the database's ``postgresql://`` URL (a password in it is never shown)."""
+    volume: NonEmptyStr | None = None
+    """``docker-volume``: the volume's name."""
+    exclude: tuple[NonEmptyStr, ...] = ()
+    """``files``: patterns left out, as restic's ``--exclude`` reads them."""
+    schedule: CronExpression | None = None
+    """When ``zerodown serve`` takes a backup (cron, UTC); None: only on demand."""
+    max_age: PositiveDuration | None = None
+    """The newest good backup may be this old before an alert fires; None: one schedule
+    period plus half of it when there is a schedule, else no limit."""
+    before_deploy: bool = False
+    """Take a fresh backup before every deployment (the "backup confirmed" pre-check)."""
+    retention: RetentionSpec | None = None
+    """Overrides the section's retention for this target."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_none(cls, data: Any) -> Any:
+        return _drop_nulls(data, ("exclude",))
+
+
+class BackupsSpec(SpecModel):
+    """Backups of the service's data: targets, where backups go and how they are encrypted.
+
+    ``repository`` is a folder (relative to the spec's folder; default ``backups`` in the state
+    directory) holding the restic repository of ``files`` targets and the database dumps. The
+    repository password comes from ``passwordFile`` or the environment variable
+    ``passwordEnv``; it is read when needed and never written anywhere.
+    """
+
+    repository: NonEmptyStr | None = None
+    password_file: NonEmptyStr | None = None
+    password_env: EnvKey | None = None
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    targets: tuple[BackupTargetSpec, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_none(cls, data: Any) -> Any:
+        return _drop_nulls(data, ("retention", "targets"))
+
+    def target(self, name: str) -> BackupTargetSpec | None:
+        """The target called ``name``, or None."""
+        return next((t for t in self.targets if t.name == name), None)
+
+    def retention_for(self, target: BackupTargetSpec) -> RetentionSpec:
+        """The target's own retention if it has one, else the section's."""
+        return target.retention if target.retention is not None else self.retention
+
+
+# ---------------------------------------------------------------------------------------------
+# Incidents: what zerodown opens by itself (see zerodown.incidents)
+
+IncidentSeverity = Annotated[
+    Literal["SEV1", "SEV2", "SEV3", "SEV4", "SEV5"],
+    BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
+]
+"""SEV1 (worst) to SEV5; ``sev3`` is read as ``SEV3``."""
+
+
+class IncidentsSpec(SpecModel):
+    """Incidents zerodown opens for this service on its own."""
+
+    open_on_rollback: bool = True
+    """Open an incident when the engine rolls a release back by itself (judge, health check,
+    post-deployment validation); a person's abort or rollback opens none."""
+    rollback_severity: IncidentSeverity = "SEV3"
+    """The severity of those incidents."""
+
+
 class ServiceSpec(SpecModel):
     """A whole ``zerodown.yaml``: one service and how to deploy it."""
 
@@ -862,7 +1066,11 @@ class ServiceSpec(SpecModel):
     checks: ChecksSpec = Field(default_factory=ChecksSpec)
     hooks: HooksSpec = Field(default_factory=HooksSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
     deploy: DeploySpec = Field(default_factory=DeploySpec)
+    backups: BackupsSpec = Field(default_factory=BackupsSpec)
+    dr: DrSpec = Field(default_factory=DrSpec)
+    incidents: IncidentsSpec = Field(default_factory=IncidentsSpec)
 
     @model_validator(mode="before")
     @classmethod
@@ -877,7 +1085,11 @@ class ServiceSpec(SpecModel):
             "checks",
             "hooks",
             "notify",
+            "monitor",
             "deploy",
+            "backups",
+            "dr",
+            "incidents",
         )
         return _drop_nulls(data, sections)
 

@@ -86,6 +86,7 @@ class AnalysisOverrides(SpecModel):
     min_availability: Fraction | None = None
     rollback_on_health_check_failure: bool | None = None
     alpha: Alpha | None = None
+    max_log_error_rate: Fraction | None = None
 
 
 class AnalysisStep(SpecModel):

@@ -415,6 +415,12 @@ def semantic_problems(
     checks = data.get("checks")
     if isinstance(checks, dict):
         _check_checks(problems, checks)
+    backups = data.get("backups")
+    if isinstance(backups, dict):
+        _check_backups(problems, backups)
+    dr = data.get("dr")
+    if isinstance(dr, dict):
+        _check_dr(problems, dr, backups if isinstance(backups, dict) else {})
     return problems.items
 
 
@@ -710,6 +716,104 @@ def _check_checks(problems: _Problems, checks: dict[str, Any]) -> None:
                 )
     if isinstance(post, dict) and isinstance(post.get("smoke"), list):
         _check_unique_names(problems, ("checks", "post", "smoke"), post["smoke"], "smoke test")
+
+
+_TARGET_LOCATION: dict[str, str] = {
+    "files": "path",
+    "sqlite": "path",
+    "postgresql": "url",
+    "docker-volume": "volume",
+}
+"""The key that says where each kind of backup target's data is."""
+
+
+def _check_backups(problems: _Problems, backups: dict[str, Any]) -> None:
+    """Each target names its data with the one key its kind reads; one password source."""
+    if "passwordFile" in backups and "passwordEnv" in backups:
+        problems.at_key(
+            ("backups", "passwordEnv"),
+            "expected either passwordFile or passwordEnv, not both",
+        )
+    targets = backups.get("targets")
+    if not isinstance(targets, list):
+        return
+    path: DocPath = ("backups", "targets")
+    _check_unique_names(problems, path, targets, "backup target")
+    has_password = "passwordFile" in backups or "passwordEnv" in backups
+    for index, item in enumerate(targets):
+        if not isinstance(item, dict) or item.get("kind") not in _TARGET_LOCATION:
+            continue
+        kind = item["kind"]
+        wanted = _TARGET_LOCATION[kind]
+        if item.get(wanted) is None:
+            problems.at(
+                (*path, index, wanted),
+                problems.source.key((*path, index)),
+                f"missing required key '{wanted}': a {kind} target says where its data is",
+            )
+        for other in sorted({"path", "url", "volume"} - {wanted}):
+            if other in item:
+                problems.at_key(
+                    (*path, index, other),
+                    f"'{other}' does not apply to a {kind} target (it reads '{wanted}')",
+                )
+        if "exclude" in item and kind != "files":
+            problems.at_key(
+                (*path, index, "exclude"), f"'exclude' applies to files targets, not to {kind}"
+            )
+        url = item.get("url")
+        if kind == "postgresql" and isinstance(url, str):
+            scheme = url.partition("://")[0].lower()
+            if scheme not in ("postgresql", "postgres"):
+                problems.at_value(
+                    (*path, index, "url"),
+                    "expected a postgresql:// URL, such as postgresql://app@127.0.0.1/app",
+                )
+        if kind in ("files", "docker-volume") and not has_password:
+            problems.at(
+                (*path, index, "kind"),
+                problems.source.value((*path, index, "kind")),
+                f"a {kind} target is kept in an encrypted restic repository, which needs a "
+                "password: set backups.passwordFile or backups.passwordEnv",
+            )
+
+
+def _check_dr(problems: _Problems, dr: dict[str, Any], backups: dict[str, Any]) -> None:
+    """The restore order and the drill's variables name backup targets, each once."""
+    targets = backups.get("targets")
+    targets = targets if isinstance(targets, list) else []
+    names = [t.get("name") for t in targets if isinstance(t, dict)]
+    have = ", ".join(str(n) for n in names) or "none: add backups.targets"
+    order = dr.get("restoreOrder")
+    if isinstance(order, list):
+        seen: set[str] = set()
+        for index, name in enumerate(order):
+            if not isinstance(name, str):
+                continue
+            if name not in names:
+                problems.at_value(
+                    ("dr", "restoreOrder", index),
+                    f"'{name}' is not a backup target (targets: {have})",
+                )
+            elif name in seen:
+                problems.at_value(("dr", "restoreOrder", index), f"'{name}' is listed twice")
+            seen.add(name)
+    drill = dr.get("drill")
+    restore_env = drill.get("restoreEnv") if isinstance(drill, dict) else None
+    if isinstance(restore_env, dict):
+        used: dict[str, str] = {}
+        for name, variable in restore_env.items():
+            path: DocPath = ("dr", "drill", "restoreEnv", name)
+            if name not in names:
+                problems.at_key(path, f"'{name}' is not a backup target (targets: {have})")
+            if isinstance(variable, str) and variable in used:
+                problems.at_value(
+                    path,
+                    f"{variable} already receives target '{used[variable]}': "
+                    "one variable cannot point at two restored targets",
+                )
+            elif isinstance(variable, str):
+                used[variable] = str(name)
 
 
 def _check_unique_names(problems: _Problems, path: DocPath, items: list[Any], what: str) -> None:

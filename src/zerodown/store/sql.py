@@ -45,6 +45,7 @@ from zerodown.core.errors import (
     ZerodownError,
 )
 from zerodown.core.types import InstanceId, Revision, ServiceName, Version
+from zerodown.store.backups import SqlBackupCatalogue
 from zerodown.store.base import (
     EventRecord,
     InstanceRecord,
@@ -53,6 +54,8 @@ from zerodown.store.base import (
     ReleaseStatus,
     ServiceRecord,
 )
+from zerodown.store.incidents import SqlIncidentLog
+from zerodown.store.monitor import SqlMonitorTables
 
 __all__ = ["Connection", "Cursor", "Dialect", "Migration", "SqlStore", "load_migrations"]
 
@@ -202,9 +205,11 @@ _INSTANCE_COLUMNS = (
 _LOCK_COLUMNS = "name, owner, acquired_at, expires_at"
 
 
-class SqlStore:
+class SqlStore(SqlBackupCatalogue, SqlIncidentLog, SqlMonitorTables):
     """The ``Store`` Protocol over a DB-API database; see the module docstring for how it
-    stays consistent. Use ``SqliteStore`` or ``PostgresStore`` rather than this class."""
+    stays consistent. Use ``SqliteStore`` or ``PostgresStore`` rather than this class.
+    It is also the backup catalogue (``store/backups.py``), the incident log
+    (``store/incidents.py``) and the monitor's tables (``store/monitor.py``)."""
 
     def __init__(self, dialect: Dialect, *, clock: Clock | None = None) -> None:
         self._dialect = dialect

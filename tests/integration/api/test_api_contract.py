@@ -1,9 +1,11 @@
 """The controller's HTTP API keeps its published contract, checked through real HTTP.
 
 A real controller process answers; the tests read its URL and token from the state directory
-like any client. Every route of ``api/app.py`` is in the OpenAPI document, every documented
-route refuses a request without the right token, the document is valid OpenAPI 3.1, and
-schemathesis, fuzzing each operation from the document, never gets a server error.
+like any client. Every route of ``api/app.py`` is in the OpenAPI document, except the
+dashboard's HTML pages (listed one by one in ``api/dashboard.BROWSER_ROUTES``, none under
+``/v1/``) and its static files; every documented route and every page refuses a request
+without the right token, the document is valid OpenAPI 3.1, and schemathesis, fuzzing each
+operation from the document, never gets a server error.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from tests.fixtures.zerodown import Controller, Env
 from zerodown.api.app import create_app
+from zerodown.api.dashboard import BROWSER_ROUTES, STATIC_PATH
 from zerodown.api.openapi import openapi_document
 from zerodown.core.state import StateDir
 
@@ -52,6 +55,8 @@ def _documented() -> set[tuple[str, str]]:
 
 
 def test_every_route_of_the_app_is_documented_and_nothing_else() -> None:
+    """The API is documented route by route; the only routes left out are the dashboard's
+    pages, each named in BROWSER_ROUTES and none under /v1/, and its static files."""
     app = create_app(cast(Any, None), token="unused")
     served = {
         (method, route.path)
@@ -59,7 +64,12 @@ def test_every_route_of_the_app_is_documented_and_nothing_else() -> None:
         if isinstance(route, Route)
         for method in (route.methods or ()) - {"HEAD"}
     }
-    assert served == _documented()
+    mounts = [route for route in app.routes if not isinstance(route, Route)]
+    assert [(type(m), m.path) for m in mounts] == [(Mount, STATIC_PATH)]
+    pages = set(BROWSER_ROUTES)
+    assert pages <= served
+    assert not any(path.startswith("/v1/") for _, path in pages)
+    assert served - pages == _documented()
 
 
 def test_the_document_is_valid_openapi_3_1_and_documents_401_everywhere_guarded() -> None:
@@ -95,6 +105,13 @@ def test_every_documented_route_answers_401_json_without_the_right_token(
                 assert response.json()["error"]["code"] == "unauthorized"
         for method, path in sorted(OPEN):
             assert client.request(method, path).status_code == 200
+        for method, template in BROWSER_ROUTES:  # pages: a sign-in page instead
+            path = template.replace("{name}", "demo").replace("{revision}", "1")
+            for headers in ({}, {"Authorization": "Bearer wrong"}):
+                response = client.request(method, path, headers=headers)
+                assert response.status_code == 401, (method, path, headers)
+                assert response.headers["content-type"].startswith("text/html")
+                assert "zerodown dashboard" in response.text
         served = client.get("/openapi.json").json()
         assert served == openapi_document()
         ok = client.get("/v1/services", headers={"Authorization": f"Bearer {token}"})
@@ -113,6 +130,9 @@ def test_bad_inputs_are_400_naming_the_field(controller: Controller) -> None:
             ("GET", "/v1/services/BAD/releases", None, "name"),
             ("GET", "/v1/services/demo/logs?since=soon", None, "since"),
             ("GET", "/v1/services/demo/logs?pattern=(", None, "pattern"),
+            ("GET", "/v1/services/demo/logs?level=loud", None, "level"),
+            ("GET", "/v1/services/demo/logs/patterns?pattern=(", None, "pattern"),
+            ("GET", "/v1/services/demo/logs/patterns?lines=0", None, "lines"),
             ("POST", "/v1/services/demo/rollback", {"to": "two"}, "to"),
             ("POST", "/v1/services/demo/promote", {"full": "yes"}, "full"),
             ("POST", "/v1/services/demo/report", {"lang": "fr"}, "lang"),

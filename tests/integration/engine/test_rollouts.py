@@ -388,3 +388,35 @@ def test_the_sequential_judge_rolls_back_a_5x_error_canary_sooner_than_threshold
         stats = load.finish()
     assert_no_rollout_failures(stats)
     assert needed["sequential"] < needed["thresholds"], needed
+
+
+def test_a_canary_that_answers_200_but_logs_errors_is_rolled_back_by_its_logs(
+    controller: Controller, tmp_path: Path
+) -> None:
+    """Every response of the canary is a 200, yet 30 % of its requests log an ERROR line:
+    ``maxLogErrorRate: 5%`` (error log lines per canary request) rolls it back."""
+    steps = (
+        "  canary:\n"
+        "    steps: [{setWeight: 20}, {analysis: {maxLogErrorRate: 5%}}, {setWeight: 100}]\n"
+    )
+    with service_under_load(controller, tmp_path, steps) as (_, load, port):
+        bad = spec_text(port=port, strategy=steps, env={"LOG_ERROR_RATE": "0.3"})
+        code, out = deploy(controller, tmp_path, bad, "v2")
+        stats = load.finish()
+    assert code == 1, out
+    release = out["release"]
+    assert release["status"] == "rolled_back", release
+    assert "log error rate" in release["reason"], release["reason"]
+    verdict = release["state"]["rollback"]["verdict"]
+    log_rule = next(m for m in verdict["measurements"] if m["name"] == "log_error_rate")
+    assert log_rule["outcome"] == "fail" and log_rule["limit"] == 0.05
+    http_rule = next(m for m in verdict["measurements"] if m["name"] == "error_rate")
+    assert http_rule["outcome"] != "fail"
+    assert set(stats.by_status) == {200}, stats.to_dict()
+    assert_no_rollout_failures(stats)
+    status = controller.env.cli("status", "shop", "--json").json()
+    assert status["release"]["revision"] == 1
+    errors = controller.env.cli(
+        "logs", "shop", "--json", "--tail", "0", "--level", "error", "--version", "v2"
+    )
+    assert errors.code == 0 and "ledger write timed out" in errors.stdout

@@ -327,6 +327,17 @@ def _default_rule_series(steps: int) -> dict[str, list[Point]]:
             steps, lambda i: 1.5e9 - (1e7 * (i - 20) if i > 20 else 0.0)
         ),
         'zerodown_disk_size_bytes{mountpoint="/var"}': _series(steps, lambda i: 1e10),
+        # A backup failed at minute 30; the newest good backup is from time 0 until a fresh
+        # one at minute 25, so it is older than 15 minutes from minute 15 to 25.
+        'zerodown_backup_failures_total{service="web",target="db"}': _series(
+            steps, lambda i: 0.0 if i < 30 * minute else 1.0
+        ),
+        'zerodown_backup_last_success_timestamp_seconds{service="web",target="db"}': _series(
+            steps, lambda i: 0.0 if i < 25 * minute else 25 * 60.0
+        ),
+        'zerodown_backup_max_age_seconds{service="web",target="db"}': _series(
+            steps, lambda i: 900.0
+        ),
     }
 
 
@@ -343,6 +354,8 @@ DEFAULT_RULES = Case(
         "ZerodownInstanceUnhealthy",
         "ZerodownDiskFillingUp",
         "ZerodownInstanceRestarted",
+        "ZerodownBackupFailed",
+        "ZerodownBackupTooOld",
     ),
 )
 

@@ -253,3 +253,38 @@ def test_a_promote_taken_in_the_same_tick_as_a_state_write_is_not_lost(world: Wo
     worker.join(10)
     world.ticks(6)
     assert world.status(2) == ReleaseStatus.SUCCEEDED
+
+
+def test_a_canary_whose_log_fills_with_errors_is_rolled_back_by_max_log_error_rate(
+    world: World,
+) -> None:
+    """Error lines count from the analysis start, per revision; the stable's errors do not."""
+    world.up(replicas=1)
+    world.ticks(4)
+    (stable,) = world.live()
+    world.platform.write_log(stable.id, *["ERROR stable is noisy"] * 50)
+    steps = (
+        "strategy:\n  canary:\n    steps: [{setWeight: 30}, {analysis: {}}, {setWeight: 100}]\n"
+        "analysis: {interval: 1s, minRequests: 100, maxWait: 1h, maxLogErrorRate: 5%}\n"
+    )
+    text = SPEC.format(replicas=1, restart="always") + steps
+    loaded = parse_spec(text, filename=str(world.tmp_path / "zerodown.yaml"))
+    world.store.create_release(
+        ServiceName("web"),
+        version=Version("v2"),
+        spec_text=text,
+        spec_hash=loaded.spec_hash,
+        strategy="canary",
+    )
+    world.ticks(12)
+    assert world.status(2) == ReleaseStatus.PROGRESSING  # no request yet: waiting
+    (canary,) = [i for i in world.live() if int(i.revision) == 2]
+    world.platform.write_log(canary.id, *["ERROR payment failed for order 7"] * 5)
+    world.ticks(6)
+    assert world.status(2) == ReleaseStatus.PROGRESSING  # 5 of 100 requests: not certain yet
+    world.platform.write_log(canary.id, "ERROR payment failed for order 8", "INFO fine")
+    world.ticks(6)
+    release = world.store.get_release(ServiceName("web"), 2)  # type: ignore[arg-type]
+    assert release.status == ReleaseStatus.ROLLED_BACK
+    assert "log error rate" in release.reason
+    assert "6 error log lines already exceed 5 % of the 100 requests needed" in release.reason

@@ -1,0 +1,251 @@
+"""Scheduled backups inside ``zerodown serve``, and the metrics that alert on them.
+
+Each target with a ``schedule`` (five cron fields, UTC, read by croniter) is due at the first
+cron time after its previous attempt (or after the scheduler started, for a target never
+backed up), plus a jitter: a fixed fraction of up to ``max_jitter`` seconds (at most a tenth of
+the schedule's period) drawn from the service and target names, so targets on the same
+schedule do not all start in the same second, and a restarted controller keeps their order. A
+missed run (the controller was down) is caught up once, not once per missed period; a failed
+run waits for the next cron time rather than retrying in a loop.
+
+A backup already running for a target (a manual run, another controller) holds the target's
+lock; the scheduler then skips it until the next tick.
+
+``collect`` is a metrics collector (``zerodown.core.samples``) publishing, per service and
+target: ``zerodown_backup_last_success_timestamp_seconds`` (0 before any), the counter
+``zerodown_backup_failures_total`` and ``zerodown_backup_max_age_seconds`` (only for targets
+with a limit: ``maxAge``, else 1.5 schedule periods). The shipped alert rules compare them. A
+newest good backup older than its limit is also written once to the event log
+(``backup.overdue``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Final
+
+from croniter import croniter
+
+from zerodown.backup.runner import Backups, ServingRelease
+from zerodown.backup.settings import BackupSettings
+from zerodown.core.clock import Clock, SystemClock
+from zerodown.core.errors import LockHeldError, ZerodownError
+from zerodown.core.samples import MetricSample
+from zerodown.core.types import ServiceName
+from zerodown.spec.models import BackupTargetSpec
+
+__all__ = [
+    "DEFAULT_MAX_JITTER_SECONDS",
+    "DEFAULT_POLL_SECONDS",
+    "BackupScheduler",
+    "next_due",
+    "schedule_period",
+    "target_max_age",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_JITTER_SECONDS: Final = 60.0
+DEFAULT_POLL_SECONDS: Final = 15.0
+MAX_AGE_PERIODS: Final = 1.5
+"""Without ``maxAge``, the newest good backup may be this many schedule periods old."""
+
+SettingsSource = Callable[[], Iterable[BackupSettings]]
+ReleaseSource = Callable[[str], ServingRelease | None]
+
+
+def next_due(schedule: str, after: datetime) -> datetime:
+    """The first time ``schedule`` (cron, UTC) fires strictly after ``after``."""
+    value: datetime = croniter(schedule, after).get_next(datetime)
+    return value
+
+
+def schedule_period(schedule: str, at: datetime) -> float:
+    """Seconds between the next two runs of ``schedule`` after ``at``."""
+    first = next_due(schedule, at)
+    return (next_due(schedule, first) - first).total_seconds()
+
+
+def target_max_age(target: BackupTargetSpec, at: datetime) -> float | None:
+    """How old the newest good backup of ``target`` may be: its ``maxAge``, else 1.5 schedule
+    periods, else None (no limit)."""
+    if target.max_age is not None:
+        return target.max_age
+    if target.schedule is not None:
+        return MAX_AGE_PERIODS * schedule_period(target.schedule, at)
+    return None
+
+
+class BackupScheduler:
+    """Runs due backups (``tick``), in a thread of its own once started."""
+
+    def __init__(
+        self,
+        backups: Backups,
+        sources: SettingsSource,
+        *,
+        clock: Clock | None = None,
+        releases: ReleaseSource | None = None,
+        max_jitter: float = DEFAULT_MAX_JITTER_SECONDS,
+        poll_interval: float = DEFAULT_POLL_SECONDS,
+    ) -> None:
+        self.backups = backups
+        self.sources = sources
+        self.clock: Clock = clock or backups.clock or SystemClock()
+        self.releases = releases
+        self.max_jitter = max_jitter
+        self.poll_interval = poll_interval
+        self.started_at = self.clock.now()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._overdue_reported: set[tuple[str, str, int | None]] = set()
+
+    # the loop -------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self.run, name="backup-scheduler", daemon=True)
+            self._thread.start()
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # one bad tick must not end scheduled backups for good
+                log.exception("backup scheduler tick failed")
+            if self.clock.sleep(self.poll_interval, wakeup=self._stop):
+                return
+
+    def tick(self) -> list[int]:
+        """Take every backup that is due now; the ids of the backups attempted."""
+        attempted: list[int] = []
+        now = self.clock.now()
+        for settings in self._settings():
+            for target in settings.spec.targets:
+                if self._stop.is_set():
+                    return attempted
+                if target.schedule is not None and self.due_at(settings, target) <= now:
+                    backup_id = self._take(settings, target)
+                    if backup_id is not None:
+                        attempted.append(backup_id)
+                self._report_overdue(settings, target, now)
+        return attempted
+
+    def due_at(self, settings: BackupSettings, target: BackupTargetSpec) -> datetime:
+        """When the next scheduled backup of ``target`` is due (jitter included)."""
+        assert target.schedule is not None
+        newest = self.backups.catalogue.list_backups(
+            ServiceName(settings.service), target=target.name, limit=1
+        )
+        base = newest[0].started_at if newest else self.started_at
+        due = next_due(target.schedule, base)
+        period = schedule_period(target.schedule, due)
+        return due + timedelta(seconds=self.jitter(settings.service, target.name, period))
+
+    def jitter(self, service: str, target: str, period: float) -> float:
+        """A fixed delay for this target, under ``max_jitter`` and a tenth of ``period``."""
+        digest = hashlib.sha256(f"{service}/{target}".encode()).digest()
+        fraction = int.from_bytes(digest[:8], "big") / 2**64
+        return fraction * min(self.max_jitter, period / 10)
+
+    def _take(self, settings: BackupSettings, target: BackupTargetSpec) -> int | None:
+        release = self.releases(settings.service) if self.releases is not None else None
+        try:
+            record = self.backups.take(settings, target.name, reason="schedule", release=release)
+        except LockHeldError:
+            return None  # already being backed up; the next tick looks again
+        except ZerodownError as exc:  # recorded as failed by take(); the alert says the rest
+            log.warning("scheduled backup of %s/%s failed: %s", settings.service, target.name, exc)
+            newest = self.backups.catalogue.list_backups(
+                ServiceName(settings.service), target=target.name, limit=1
+            )
+            return newest[0].id if newest else None
+        return record.id
+
+    def _report_overdue(
+        self, settings: BackupSettings, target: BackupTargetSpec, now: datetime
+    ) -> None:
+        limit = target_max_age(target, now)
+        if limit is None:
+            return
+        newest = self.backups.newest_good(settings.service, target.name)
+        reference = newest.finished_at if newest and newest.finished_at else self.started_at
+        age = (now - reference).total_seconds()
+        key = (settings.service, target.name, newest.id if newest else None)
+        if age <= limit or key in self._overdue_reported:
+            return
+        self._overdue_reported.add(key)
+        what = f"backup {newest.id} is" if newest else "there is no good backup; the scheduler ran"
+        try:
+            self.backups.store.append_event(
+                ServiceName(settings.service),
+                kind="backup.overdue",
+                message=f"{target.name}: the newest good {what} {age:.0f}s old, more than the "
+                f"{limit:.0f}s allowed",
+                data={"target": target.name, "age_s": age, "max_age_s": limit},
+            )
+        except ZerodownError as exc:
+            log.warning("backup.overdue event not written: %s", exc)
+
+    # metrics --------------------------------------------------------------------------------
+    def collect(self) -> list[MetricSample]:
+        """The backup metrics of every service and target (a monitor collector)."""
+        samples: list[MetricSample] = []
+        now = self.clock.now()
+        try:
+            for settings in self._settings():
+                for target in settings.spec.targets:
+                    samples.extend(self._samples(settings, target, now))
+        except ZerodownError as exc:  # a collector must not raise
+            log.warning("backup metrics unavailable: %s", exc)
+        return samples
+
+    def _samples(
+        self, settings: BackupSettings, target: BackupTargetSpec, now: datetime
+    ) -> list[MetricSample]:
+        labels = {"service": settings.service, "target": target.name}
+        newest = self.backups.newest_good(settings.service, target.name)
+        finished = newest.finished_at if newest is not None else None
+        samples = [
+            MetricSample(
+                name="zerodown_backup_last_success_timestamp_seconds",
+                value=finished.timestamp() if finished is not None else 0.0,
+                labels=labels,
+                help="When the newest good backup of the target finished (epoch s, 0: none).",
+            ),
+            MetricSample(
+                name="zerodown_backup_failures_total",
+                value=float(self.backups.failures(settings.service, target.name)),
+                kind="counter",
+                labels=labels,
+                help="Backups of the target that failed or were abandoned.",
+            ),
+        ]
+        limit = target_max_age(target, now)
+        if limit is not None:
+            samples.append(
+                MetricSample(
+                    name="zerodown_backup_max_age_seconds",
+                    value=limit,
+                    labels=labels,
+                    help="How old the newest good backup of the target may be.",
+                )
+            )
+        return samples
+
+    def _settings(self) -> list[BackupSettings]:
+        try:
+            return list(self.sources())
+        except ZerodownError as exc:
+            log.warning("cannot read the services' backup settings: %s", exc)
+            return []
