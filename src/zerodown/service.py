@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from zerodown.backup.dr import DrillResult, PlanResult, drill_service, write_plan
-from zerodown.backup.operations import ServiceBackups
+from zerodown.backup.operations import ReportSink, ServiceBackups
 from zerodown.checks.base import worst_status
 from zerodown.checks.pre import run_prechecks
 from zerodown.checks.windows import deploy_allowed
@@ -236,7 +236,12 @@ class Zerodown:
         )
         self.monitor.add_collector(self.logbook.samples)
         # Backups need a store that keeps the catalogue (SQLite or PostgreSQL).
-        self.backups = ServiceBackups.of(store, state_dir=state.path, clock=self.clock)
+        self.backups = ServiceBackups.of(
+            store,
+            state_dir=state.path,
+            clock=self.clock,
+            reports=ReportSink(folder=self.report_folder, instances=self._report_instances),
+        )
         if self.backups is not None:
             self.monitor.add_collector(self.backups.scheduler.collect)
 
@@ -1109,9 +1114,12 @@ class Zerodown:
             raise RefusedError("this controller's store keeps no backup catalogue")
         return self.backups
 
-    def backup_run(self, service: str, *, target: str | None = None) -> list[dict[str, Any]]:
-        """Back up one target of a service now, or all of them; the catalogue entries."""
-        return [r.to_dict() for r in self._backups().run(service, target=target)]
+    def backup_run(
+        self, service: str, *, target: str | None = None, verify: bool = True
+    ) -> dict[str, Any]:
+        """Back up one target of a service now, or all of them, then re-read and check each
+        backup (``verify``); the catalogue entries, the checks and the operation's report."""
+        return self._backups().backup_operation(service, target=target, verify=verify)
 
     def backup_list(
         self, service: str, *, target: str | None = None, limit: int = 100
@@ -1136,8 +1144,31 @@ class Zerodown:
         force: bool = False,
     ) -> dict[str, Any]:
         """Restore a backup to a new name (default) or ``destination``; live data only with
-        ``force``."""
-        return self._backups().restore(service, backup_id, destination=destination, force=force)
+        ``force``. Writes the operation's report."""
+        return self._backups().restore_operation(
+            service, backup_id, destination=destination, force=force
+        )
+
+    def backup_forget(
+        self, service: str, *, target: str | None = None, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Apply the retention rules of one target, or of all: keep what they keep, remove the
+        rest (``dry_run``: only say which and why). Writes the operation's report."""
+        return self._backups().forget(service, target=target, dry_run=dry_run)
+
+    def _report_instances(self, service: str) -> list[dict[str, Any]]:
+        """The service's instances now, as a report of an operation on its data shows them."""
+        return [
+            {
+                "id": i.id,
+                "revision": i.revision,
+                "state": i.state,
+                "restarts": i.restarts,
+                "cpu_percent": i.cpu_percent,
+                "memory_bytes": i.memory_bytes,
+            }
+            for i in self.status_of(service, resources=True).instances
+        ]
 
     def backup_targets(self, service: str) -> list[dict[str, Any]]:
         """Each backup target of a service: schedule, next run, newest good backup."""

@@ -163,6 +163,31 @@ def test_pruning_keeps_the_row_as_history(catalogue: BackupCatalogue) -> None:
     )
 
 
+def test_a_removal_is_marked_pruning_before_the_artifacts_go(
+    catalogue: BackupCatalogue, clock: FrozenClock
+) -> None:
+    """Retention writes ``pruning`` (with why) before deleting anything, ``pruned`` after;
+    the reason and the first time stay, the removal's time and detail are added."""
+    backup_id = begin(catalogue)
+    with pytest.raises(OperationFailedError, match="running"):
+        catalogue.begin_prune(backup_id, reason="retention: keep the last 1")
+    catalogue.complete_backup(backup_id, artifacts=[DUMP], tools={})
+    marked = catalogue.begin_prune(backup_id, reason="retention: keep the last 1")
+    assert marked.status == BackupStatus.PRUNING and not marked.good
+    assert marked.meta["pruned"]["reason"] == "retention: keep the last 1"
+    assert marked.meta["pruned"]["was"] == "succeeded"
+    assert catalogue.list_backups(WEB, statuses=(BackupStatus.PRUNING,)) == [marked]
+    assert catalogue.begin_prune(backup_id, reason="again") == marked  # unchanged
+    clock.advance(5)
+    done = catalogue.mark_backup_pruned(backup_id, reason="ignored", detail={"freed_bytes": 7})
+    assert done.status == BackupStatus.PRUNED
+    pruned = done.meta["pruned"]
+    assert pruned["reason"] == "retention: keep the last 1"
+    assert pruned["removed_at"] == pruned["at"] + 5
+    assert pruned["detail"] == {"freed_bytes": 7}
+    assert done.artifacts == marked.artifacts  # the row keeps what it held, as history
+
+
 def test_the_catalogue_survives_reopening(url: str, tmp_path: Path) -> None:
     store = open_store(url, state_dir=tmp_path / "state")
     assert isinstance(store, BackupCatalogue)

@@ -4,6 +4,7 @@ SIGKILL in the middle of a backup."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -172,3 +173,68 @@ def test_a_controller_killed_during_a_backup_leaves_no_half_registered_backup(
             restarted.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             restarted.process.kill()
+
+
+def restic_snapshot_ids(folder: Path) -> set[str]:
+    result = subprocess.run(
+        ["restic", "--no-cache", "snapshots", "--json"],
+        env={
+            **os.environ,
+            "RESTIC_REPOSITORY": str(folder / "backups" / "restic"),
+            "RESTIC_PASSWORD_FILE": str(folder / "backup.key"),
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {str(s["id"]) for s in json.loads(result.stdout or "[]")}
+
+
+def test_forget_applies_retention_through_the_cli(controller: Controller, tmp_path: Path) -> None:
+    """``backup forget --dry-run`` lists what each rule keeps; ``backup forget`` removes the
+    rest (the restic snapshot is gone from ``restic snapshots``, the SQLite copy from disk) and,
+    like ``backup run`` and ``backup restore``, writes a report (checked at teardown)."""
+    require_tool("restic", "restic")
+    env = controller.env
+    spec = write_backup_spec(env, tmp_path)
+    text = spec.read_text().replace(", beforeDeploy: true", "")
+    spec.write_text(text.replace("  targets:\n", "  retention: {keepLast: 1}\n  targets:\n"))
+    assert env.cli("up", str(spec), "--version", "v1").code == 0
+    wait_serving(env, 1)
+    first = env.cli("backup", "run", "demo", "--no-verify", "--json")
+    assert first.code == 0, first.stderr
+    old = {b["target"]: b for b in first.json()["backups"]}
+    assert first.json()["verifications"] == []
+    (tmp_path / "uploads" / "notes.txt").write_text("second\n")
+    second = env.cli("backup", "run", "demo")
+    assert second.code == 0, second.stderr
+    assert "verify: ok" in second.stdout and "report: " in second.stdout
+    snapshot = old["uploads"]["artifacts"][0]["location"].removeprefix("restic:")
+    copy = Path(old["db"]["artifacts"][0]["location"])
+    assert snapshot in restic_snapshot_ids(tmp_path) and copy.exists()
+
+    dry = env.cli("backup", "forget", "demo", "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert "uploads: applying policy: keep the last 1" in dry.stdout
+    assert "keep 1 backup(s):" in dry.stdout and "would remove 1 backup(s):" in dry.stdout
+    assert "last snapshot (keepLast)" in dry.stdout
+    assert snapshot in restic_snapshot_ids(tmp_path) and copy.exists()
+
+    forget = env.cli("backup", "forget", "demo", "--json")
+    assert forget.code == 0, forget.stdout + forget.stderr
+    data = forget.json()
+    removed = {run["target"]: run["removed"] for run in data["targets"]}
+    assert removed == {"uploads": [old["uploads"]["id"]], "db": [old["db"]["id"]]}
+    assert snapshot not in restic_snapshot_ids(tmp_path) and not copy.exists()
+    listed = {
+        b["id"]: b["status"] for b in env.cli("backup", "list", "demo", "--json").json()["backups"]
+    }
+    assert listed[old["uploads"]["id"]] == "pruned" and listed[old["db"]["id"]] == "pruned"
+    report = Path(data["report"]["markdown"])
+    assert report.parent == tmp_path / ".claude" / "context" / "deployment"
+    assert "Retention (操作 retention)" in report.read_text()
+    # One report per backup run, the forget's, the deployment's: all checked at teardown.
+    assert len(list(report.parent.glob("*.md"))) == 4
+
+    assert env.cli("backup", "forget", "nosuch").code == 2
+    assert env.cli("backup", "forget", "demo", "--target", "nope").code == 2

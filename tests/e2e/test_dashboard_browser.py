@@ -2,13 +2,18 @@
 
 A canary with manual pauses lets the test watch the weights move on the live page (pushed by
 the SSE stream, the page never reloads), then the Abort button sends all traffic back to the
-stable release. Every page is saved as a screenshot; the folder is printed at the end
+stable release. A second story fills the day-2 pages with real rows: an erroring canary rolled
+back by the judge (an incident with its timeline and impact), a SQLite backup taken through the
+CLI, and the "backup too old" alert firing a few seconds later (a critical alert: a second
+incident); the browser acknowledges and resolves, writes a postmortem, silences the alert and
+verifies the backup. Every page is saved as a screenshot; the folder is printed at the end
 (``tests/artifacts/screenshots/`` unless ``ZERODOWN_SCREENSHOTS`` names another).
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +25,9 @@ import pytest
 
 from tests.conftest import require_component
 from tests.fixtures.net import free_port
-from tests.fixtures.zerodown import REPO, Controller, wait_until
+from tests.fixtures.zerodown import REPO, Controller, Env, wait_until
+from tests.integration.engine.test_rollouts import CANARY as JUDGED_CANARY
+from tests.integration.engine.test_rollouts import deploy, service_under_load, spec_text
 
 CHROMIUM = "/usr/bin/chromium"
 CANARY = (
@@ -86,7 +93,7 @@ def test_live_page_follows_a_canary_and_abort_rolls_it_back(
 ) -> None:
     env = controller.env
     shots = _screenshot_dir()
-    for old in shots.glob("*.png"):
+    for old in shots.glob("0*.png"):
         old.unlink()
     port = free_port()
     spec = env.write_spec(tmp_path, replicas=1, listen_port=port)
@@ -207,6 +214,222 @@ def test_live_page_follows_a_canary_and_abort_rolls_it_back(
         answers = traffic.finish()
     assert answers.get("v1", 0) > 0 and answers.get("v2", 0) > 0, answers
     assert answers.get("error", 0) == 0, answers
-    saved = sorted(p.name for p in shots.glob("*.png"))
+    saved = sorted(p.name for p in shots.glob("0*.png"))
     assert len(saved) == 7, saved
+    print(f"\nscreenshots of every page: {shots}")
+
+
+# The shipped "backup too old" rule, evaluated every second, firing after one, and only once a
+# backup exists (the shipped rule also fires for a target never backed up), so the test decides
+# when it fires: a few seconds after its backup, as the target's maxAge is 4 s.
+BACKUP_RULES = """groups:
+  - name: backups
+    interval: 1s
+    rules:
+      - alert: ZerodownBackupTooOld
+        expr: |
+          time() - zerodown_backup_last_success_timestamp_seconds
+            > on (service, target) zerodown_backup_max_age_seconds
+          and on (service, target) zerodown_backup_last_success_timestamp_seconds > 0
+        for: 1s
+        labels:
+          severity: critical
+        annotations:
+          summary: "{{ $labels.service }}: the last backup of {{ $labels.target }} is too old"
+"""
+# Weekly at a quiet hour: the scheduler takes no backup during the test.
+OPS_SECTIONS = """backups:
+  targets:
+    - {name: db, kind: sqlite, path: ./app.db, schedule: "30 2 * * 0", maxAge: 4s}
+monitor:
+  interval: 1s
+  defaultRules: false
+  rules: [rules.yaml]
+incidents:
+  rollbackSeverity: sev2
+"""
+OPS_SHOTS = (
+    "11-overview-ops.png",
+    "12-incidents.png",
+    "13-incident-rollback.png",
+    "14-incident-alert.png",
+    "15-alerts.png",
+    "16-backups.png",
+)
+
+
+def _incident_from(env: Env, source: str) -> dict[str, Any] | None:
+    listed = env.cli("incident", "list", "--json").json()["incidents"]
+    return next((i for i in listed if i["source"].startswith(source)), None)
+
+
+def _firing(env: Env, name: str) -> bool:
+    alerts = env.cli("alerts", "--json").json()["alerts"]
+    return any(a["name"] == name and a["state"] == "firing" for a in alerts)
+
+
+def test_incidents_alerts_and_backups_pages_show_real_rows_and_their_buttons_work(
+    controller: Controller, browser: Any, tmp_path: Path
+) -> None:
+    env = controller.env
+    shots = _screenshot_dir()
+    for name in OPS_SHOTS:
+        (shots / name).unlink(missing_ok=True)
+    with sqlite3.connect(tmp_path / "app.db") as db:
+        db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)")
+        db.executemany("INSERT INTO orders (item) VALUES (?)", [(f"item {n}",) for n in range(500)])
+    db.close()
+    (tmp_path / "rules.yaml").write_text(BACKUP_RULES)
+
+    with service_under_load(controller, tmp_path, JUDGED_CANARY, extra=OPS_SECTIONS) as (
+        _,
+        load,
+        port,
+    ):
+        taken = env.cli("backup", "run", "shop", "--json")
+        assert taken.code == 0, taken.stderr
+        [backup] = taken.json()["backups"]
+        assert backup["status"] == "succeeded" and backup["target"] == "db"
+        bad = spec_text(
+            port=port, strategy=JUDGED_CANARY, env={"ERROR_RATE": "0.3"}, extra=OPS_SECTIONS
+        )
+        code, out = deploy(controller, tmp_path, bad, "v2")
+        load.finish()
+    assert code == 1 and out["release"]["status"] == "rolled_back", out
+
+    rollback = wait_until(
+        lambda: _incident_from(env, "rollback:"), timeout=30, what="the rollback's incident"
+    )
+    alerted = wait_until(
+        lambda: _incident_from(env, "alert:ZerodownBackupTooOld"),
+        timeout=60,
+        what="the backup-too-old alert's incident",
+    )
+    assert _firing(env, "ZerodownBackupTooOld")
+    assert rollback["stage"] == "recovered" and alerted["stage"] == "detected"
+
+    link = env.cli("dashboard", "--json").json()["url"]
+    base = link.split("/login", 1)[0]
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on(
+        "console",
+        lambda msg: problems.append(f"console: {msg.text}") if msg.type == "error" else None,
+    )
+    page.on("dialog", lambda dialog: dialog.accept())  # Resolve and Expire ask first
+    try:
+        page.goto(link)
+        assert page.url == f"{base}/"
+        assert "ZerodownBackupTooOld" in page.inner_text("#ops-alerts")
+        assert f"INC-{rollback['id']}" in page.inner_text("#ops-incidents")
+        assert "shop / db" in page.inner_text("#ops-backups")
+        page.screenshot(path=str(shots / "11-overview-ops.png"), full_page=True)
+
+        # Incidents: both, with severity, stage, service and the MTTD / MTTR figures.
+        page.click("header nav a[href='/incidents']")
+        page.wait_for_selector("#incidents")
+        assert page.url == f"{base}/incidents"
+        row = page.inner_text(f'#incidents tr[data-incident="{rollback["id"]}"]')
+        for text in ("SEV2", "recovered", "shop", "rolled back"):
+            assert text in row, row
+        row = page.inner_text(f'#incidents tr[data-incident="{alerted["id"]}"]')
+        for text in ("SEV2", "detected", "too old"):
+            assert text in row, row
+        assert page.inner_text("#stat-mttr .median") not in ("", "—")
+        assert page.inner_text("#stat-mttd .p90") not in ("", "—")
+        page.screenshot(path=str(shots / "12-incidents.png"), full_page=True)
+
+        # The rollback's incident: its timeline, impact, and a postmortem written from here.
+        page.click(f'#incidents tr[data-incident="{rollback["id"]}"] a')
+        page.wait_for_selector("#timeline")
+        for stage in ("detected", "mitigated", "recovered"):
+            assert page.get_attribute(f'#timeline li[data-stage="{stage}"]', "class") == "done"
+        assert page.get_attribute('#timeline li[data-stage="assessed"]', "class") == "skipped"
+        assert "zerodown automatic rollback" in page.inner_text("#timeline")
+        impact = page.inner_text("#impact")
+        assert "Requests" in impact and "Error rate" in impact, impact
+        assert page.is_disabled("button[data-label=acknowledge]")  # it is recovered already
+        assert "No postmortem written yet" in page.inner_text("#postmortem")
+        page.click("button[data-label=postmortem]")
+        page.wait_for_selector("#postmortem article.report h2")
+        assert "postmortem draft written to" in page.inner_text("#action-result")
+        written = page.inner_text("#postmortem article.report")
+        for heading in ("Summary", "Lifecycle", "Impact", "Timeline"):
+            assert heading in written
+        page.screenshot(path=str(shots / "13-incident-rollback.png"), full_page=True)
+
+        # The alert's incident: Acknowledge moves it to assessed, Resolve to recovered.
+        page.goto(f"{base}/incidents/{alerted['id']}")
+        assert page.inner_text("#incident-stage") == "detected"
+        page.click("button[data-label=acknowledge]")
+        wait_until(
+            lambda: page.inner_text("#incident-stage") == "assessed",
+            timeout=15,
+            what="the incident to be assessed",
+        )
+        assert f"INC-{alerted['id']} is assessed" in page.inner_text("#action-result")
+        assessed = page.inner_text('#timeline li[data-stage="assessed"]')
+        assert "by dashboard" in assessed, assessed
+        assert "ZerodownBackupTooOld" in page.inner_text("#details")
+        page.screenshot(path=str(shots / "14-incident-alert.png"), full_page=True)
+        page.click("button[data-label=resolve]")
+        wait_until(
+            lambda: page.inner_text("#incident-stage") == "recovered",
+            timeout=15,
+            what="the incident to be recovered",
+        )
+        shown = env.cli("incident", "show", str(alerted["id"]), "--json").json()
+        assert [s["stage"] for s in shown["stages"]] == [
+            "detected",
+            "assessed",
+            "mitigated",
+            "recovered",
+        ]
+        assert {s["who"] for s in shown["stages"][1:]} == {"dashboard"}
+
+        # Alerts: the firing alert, silenced for an hour with one click.
+        page.click("header nav a[href='/alerts']")
+        alert_row = '#alerts tr[data-alert="ZerodownBackupTooOld"]'
+        page.wait_for_selector(alert_row)
+        row = page.inner_text(alert_row)
+        assert "firing" in row and "target=db" in row and "service=shop" in row, row
+        page.click(f"{alert_row} button[data-label=silence]")
+        page.wait_for_selector("#silences")
+        assert "active until" in page.inner_text("#action-result")
+        assert "silenced" in page.inner_text(alert_row)
+        assert page.is_disabled(f"{alert_row} button[data-label=silence]")
+        silences = page.inner_text("#silences")
+        assert 'alertname="ZerodownBackupTooOld"' in silences and "active" in silences
+        [silence] = env.cli("silence", "list", "--json").json()["silences"]
+        assert silence["createdBy"] == "dashboard"
+        assert 'target="db"' in silence["matchers_text"]
+        page.screenshot(path=str(shots / "15-alerts.png"), full_page=True)
+
+        # Backups: the target overdue (maxAge 4 s), the backup with its digest; Verify works.
+        page.click("header nav a[href='/backups']")
+        target_row = '#backups-shop tr[data-target="db"]'
+        page.wait_for_selector(target_row)
+        target = page.inner_text(target_row)
+        assert f"#{backup['id']}" in target and "too old" in target and "30 2 * * 0" in target
+        backup_row = f'#backups-shop tr[data-backup="{backup["id"]}"]'
+        row = page.inner_text(backup_row)
+        assert "succeeded" in row and backup["artifacts"][0]["sha256"][:12] in row, row
+        page.click(f"{backup_row} button[data-label=verify]")
+        wait_until(
+            lambda: f"backup #{backup['id']} verified: ok" in page.inner_text("#action-result"),
+            timeout=30,
+            what="the backup to be verified",
+        )
+        assert "ok" in page.inner_text(f"{backup_row} .verified")
+        page.screenshot(path=str(shots / "16-backups.png"), full_page=True)
+        [listed] = env.cli("backup", "list", "shop", "--json").json()["backups"]
+        assert listed["verify_status"] == "ok"
+        assert listed["verified_at"] > (backup["verified_at"] or ""), (listed, backup)
+        assert not problems, problems
+    finally:
+        context.close()
+    missing = [name for name in OPS_SHOTS if not (shots / name).is_file()]
+    assert not missing, missing
     print(f"\nscreenshots of every page: {shots}")

@@ -91,7 +91,10 @@ def error_response(exc: ZerodownError) -> JSONResponse:
 def create_app(zd: Zerodown, *, token: str) -> Starlette:
     """The HTTP API over one ``Zerodown``."""
     # The bearer token, or the dashboard's session cookie (api/session.py: login codes, CSRF).
-    sessions = BrowserSessions(token)
+    state = getattr(zd, "state", None)  # None when only the routing table is wanted
+    sessions = BrowserSessions(
+        token, revocations=state.path / "dashboard-signed-out.json" if state else None
+    )
     streams = StreamHub()  # open SSE streams; the server ends them all when it stops
 
     def guarded(fn: Callable[[Request, dict[str, Any]], Any]) -> Handler:
@@ -252,6 +255,17 @@ def create_app(zd: Zerodown, *, token: str) -> Starlette:
         return report.to_dict()
 
     def login_code(request: Request, body: dict[str, Any]) -> Any:
+        if not sessions.bearer(request):
+            # A session must not mint the codes that make new sessions: it would never end.
+            return JSONResponse(
+                {
+                    "error": {
+                        "code": "forbidden",
+                        "message": "login codes are issued to the API token, not to a session",
+                    }
+                },
+                status_code=403,
+            )
         code = sessions.issue_code()
         return JSONResponse(
             {"code": code.code, "login_path": code.login_path, "expires_in": code.expires_in},

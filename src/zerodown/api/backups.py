@@ -1,4 +1,5 @@
-"""The backup routes of the HTTP API: run, list, one, verify, restore, targets, rollback data.
+"""The backup routes of the HTTP API: run, list, one, verify, restore, forget (retention),
+targets, rollback data.
 
 ``backup_routes(zd, guarded)`` returns the Starlette routes; ``create_app`` adds them behind
 the same guard as every other route. The contract is ``_backup_paths`` in ``api/openapi.py``.
@@ -49,9 +50,14 @@ def backup_routes(zd: Zerodown, guarded: Guard) -> list[Route]:
 
     def run_backup(request: Request, body: dict[str, Any]) -> Any:
         target = target_name(_str(body, "target"), "target")
+        verify = body.get("verify") is None or _bool(body, "verify")  # on unless false
         return JSONResponse(
-            {"backups": zd.backup_run(_name(request), target=target)}, status_code=201
+            zd.backup_run(_name(request), target=target, verify=verify), status_code=201
         )
+
+    def forget(request: Request, body: dict[str, Any]) -> Any:
+        target = target_name(_str(body, "target"), "target")
+        return zd.backup_forget(_name(request), target=target, dry_run=_bool(body, "dry_run"))
 
     def get_backup(request: Request, body: dict[str, Any]) -> Any:
         return zd.backup_get(_name(request), backup_id(request))
@@ -78,6 +84,7 @@ def backup_routes(zd: Zerodown, guarded: Guard) -> list[Route]:
         Route("/v1/services/{name}/backups", guarded(list_backups), methods=["GET"]),
         Route("/v1/services/{name}/backups", guarded(run_backup), methods=["POST"]),
         Route("/v1/services/{name}/backups/targets", guarded(targets), methods=["GET"]),
+        Route("/v1/services/{name}/backups/forget", guarded(forget), methods=["POST"]),
         Route("/v1/services/{name}/backups/{id}", guarded(get_backup), methods=["GET"]),
         Route("/v1/services/{name}/backups/{id}/verify", guarded(verify), methods=["POST"]),
         Route("/v1/services/{name}/backups/{id}/restore", guarded(restore), methods=["POST"]),

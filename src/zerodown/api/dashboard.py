@@ -3,9 +3,15 @@
 Pages (``BROWSER_ROUTES``): the services with their current release (``/``), a live page per
 service (``/services/{name}``: weights, step, instances, charts, verdicts, promote / pause /
 resume / abort / rollback), its release history with a link to each report, and each report
-rendered as HTML. Alerts, incidents and backups show on the overview when this controller has
-them. The live page draws the first frame on the server and then follows the service's SSE
-stream (``api/sse.py``) with a little plain JavaScript; its buttons call the JSON API.
+rendered as HTML. Day-2 pages: the incidents with their MTTD / MTTR medians and p90
+(``/incidents``) and one incident's lifecycle, impact and postmortem (``/incidents/{id}``:
+acknowledge / resolve / write the postmortem draft); the alerts firing or pending and the
+silences (``/alerts``: silence one alert for an hour, expire a silence); the backup targets and
+catalogue of every service (``/backups``: verify a backup). The overview sums these up.
+
+The live page draws the first frame on the server and then follows the service's SSE stream
+(``api/sse.py``) with a little plain JavaScript. Every button calls the JSON API (with the
+``X-Zerodown-Action`` header the session cookie needs); the day-2 pages then reload.
 
 Nothing is fetched from elsewhere: templates and the static CSS/JS ship in the package. Every
 value is escaped (Jinja autoescape; report Markdown rendered with raw HTML off) and pages carry
@@ -15,6 +21,7 @@ session cookie of ``/login`` (see ``api/session.py``) or the bearer token.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -34,13 +41,23 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from zerodown.api.openapi import MAX_ID, SERVICE_NAME_PATTERN
-from zerodown.api.session import BrowserSessions
+from zerodown.api.session import COOKIE_NAME, BrowserSessions
 from zerodown.api.sse import TrafficWindow, live_snapshot
 from zerodown.core.errors import InputError, NotFoundError, ZerodownError
+from zerodown.incidents.lifecycle import SEVERITY_MEANINGS, STAGE_SEED_WORDS, STAGES
+from zerodown.incidents.stats import time_to_detect, time_to_recover
 from zerodown.report import render_markdown, render_svg
 from zerodown.service import Zerodown
+from zerodown.store.incidents import IncidentRecord
 
-__all__ = ["BROWSER_ROUTES", "STATIC_PATH", "dashboard_routes", "markdown_to_html"]
+__all__ = [
+    "BROWSER_ROUTES",
+    "STATIC_PATH",
+    "dashboard_routes",
+    "incident_timeline",
+    "markdown_to_html",
+    "silence_matchers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +69,10 @@ BROWSER_ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/services/{name}/history"),
     ("GET", "/services/{name}/releases/{revision}/report"),
     ("GET", "/services/{name}/releases/{revision}/chart.svg"),
+    ("GET", "/incidents"),
+    ("GET", "/incidents/{id}"),
+    ("GET", "/alerts"),
+    ("GET", "/backups"),
     ("GET", "/login"),
     ("POST", "/logout"),
 )
@@ -63,6 +84,10 @@ _MAX_REPORT_BYTES = 4 * 1024 * 1024
 _EVENTS_SHOWN = 40
 _HISTORY_LIMIT = 100
 _QUIET_EVENTS = frozenset({"rollout.sample"})  # figures for charts and reports, not lines to read
+_INCIDENTS_SHOWN = 200
+_BACKUPS_SHOWN = 50  # catalogue rows per service
+_EXPIRED_SILENCES_SHOWN = 20
+SILENCE_SECONDS = 3600.0  # the alerts page's "Silence 1 h"
 
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -118,46 +143,54 @@ def _attr(text: str) -> str:
 
 @dataclass(frozen=True)
 class OpsSection:
-    """One section of the overview: rows when the controller has the feature, else a note."""
+    """One section of the overview: rows when the controller has the feature, else a note.
+    The second cell of a row is drawn as a badge; ``links`` (one per row, or empty) make the
+    first cell a link."""
 
     title: str
     configured: bool
     note: str
     columns: tuple[str, ...] = ()
     rows: Sequence[tuple[str, ...]] = ()
+    links: Sequence[str] = ()
     empty: str = "none"
+    href: str = ""  # the page with all of it
 
 
 def ops_sections(zd: Zerodown) -> list[OpsSection]:
-    """Alerts, incidents and backups as far as this controller knows them."""
+    """Alerts, incidents and backups as far as this controller knows them, in short: the
+    incidents, alerts and backups pages have the rest."""
     return [_alerts_section(zd), _incidents_section(zd), _backups_section(zd)]
 
 
-_SHOWN_ROWS = 15
+_SHOWN_ROWS = 8
 
 
 def _alerts_section(zd: Zerodown) -> OpsSection:
     try:
         data = zd.alerts()
     except ZerodownError as exc:
-        return OpsSection(title="Alerts", configured=False, note=exc.message)
+        return OpsSection(title="Alerts", configured=False, note=exc.message, href="/alerts")
+    alerts = data.get("alerts", [])
+    now = zd.clock.now()
     rows = [
         (
-            str(alert.get("name", "")),
+            f"{alert.get('name', '')} · "
+            + str((alert.get("labels") or {}).get("service") or alert.get("scope") or ""),
             str(alert.get("state", "")),
-            str((alert.get("labels") or {}).get("service") or alert.get("scope") or ""),
-            str((alert.get("annotations") or {}).get("summary") or ""),
-            _when(alert.get("fired_at") or alert.get("active_at")),
+            _ago(alert.get("fired_at") or alert.get("active_at"), now),
         )
-        for alert in data.get("alerts", [])[:_SHOWN_ROWS]
+        for alert in alerts[:_SHOWN_ROWS]
     ]
     errors = data.get("errors") or []
-    note = f"{len(errors)} rule(s) failed to evaluate." if errors else ""
+    notes = [f"{len(alerts)} in all." if len(alerts) > len(rows) else ""]
+    notes.append(f"{len(errors)} rule(s) failed to evaluate." if errors else "")
     return OpsSection(
         title="Alerts",
         configured=True,
-        note=note,
-        columns=("Alert", "State", "Service", "Summary", "Since"),
+        href="/alerts",
+        note=" ".join(n for n in notes if n),
+        columns=("Alert · service", "State", "Since"),
         rows=rows,
         empty="No alert is pending or firing.",
     )
@@ -167,43 +200,40 @@ def _incidents_section(zd: Zerodown) -> OpsSection:
     try:
         records = zd.incidents.list(open_only=False, limit=_SHOWN_ROWS)
     except ZerodownError as exc:
-        return OpsSection(title="Incidents", configured=False, note=exc.message)
+        return OpsSection(title="Incidents", configured=False, note=exc.message, href="/incidents")
+    now = zd.clock.now()
     rows = [
-        (
-            f"#{r.id} {r.title}",
-            "open" if r.is_open else "resolved",
-            r.service,
-            f"{r.severity} · {r.stage}",
-            _when(r.detected_at.isoformat()),
-        )
+        (f"INC-{r.id} {r.severity}", r.stage, r.service, _ago(r.detected_at.isoformat(), now))
         for r in records
     ]
     return OpsSection(
         title="Incidents",
         configured=True,
+        href="/incidents",
         note="",
-        columns=("Incident", "State", "Service", "Severity · stage", "Detected"),
+        columns=("Incident", "Stage", "Service", "Detected"),
         rows=rows,
+        links=[f"/incidents/{r.id}" for r in records],
         empty="No incidents recorded.",
     )
 
 
 def _backups_section(zd: Zerodown) -> OpsSection:
     rows: list[tuple[str, ...]] = []
+    now = zd.clock.now()
     for service in zd.services():
         try:
             targets = zd.backup_targets(service.name)
         except ZerodownError:
             continue  # no target in this service's spec (or no catalogue): nothing to show
-        for target in targets:
+        for target in (_target_row(t, now) for t in targets):
             newest = target.get("newest_good") or {}
             rows.append(
                 (
                     f"{service.name} / {target.get('target', '')}",
-                    "ok" if newest else "none",
-                    str(target.get("kind", "")),
-                    str(target.get("schedule") or "manual"),
-                    _when(newest.get("finished_at") or newest.get("started_at")),
+                    "too old" if target["overdue"] else "ok" if newest else "none",
+                    f"#{newest['id']}" if newest else "—",
+                    _ago(newest.get("finished_at") or newest.get("started_at"), now),
                 )
             )
     if not rows:
@@ -211,15 +241,100 @@ def _backups_section(zd: Zerodown) -> OpsSection:
             title="Backups",
             configured=False,
             note="No service's spec names a backup target.",
+            href="/backups",
         )
     return OpsSection(
         title="Backups",
         configured=True,
-        note="",
-        columns=("Target", "Newest good", "Kind", "Schedule", "Finished"),
+        href="/backups",
+        note=f"{len(rows)} targets in all." if len(rows) > _SHOWN_ROWS else "",
+        columns=("Target", "Status", "Newest good", "Finished"),
         rows=rows[:_SHOWN_ROWS],
         empty="No backups yet.",
     )
+
+
+# --- what the incidents, alerts and backups pages show ------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    """One stage of an incident's lifecycle as its page draws it: ``done`` (reached),
+    ``skipped`` (a later stage was reached without it), ``next`` or ``later``."""
+
+    stage: str
+    words: str  # the seed's word for this step of incident response
+    state: str
+    at: datetime | None = None
+    who: str = ""
+    note: str = ""
+    after_detection: float | None = None  # seconds from detection to this stage
+
+
+def incident_timeline(record: IncidentRecord) -> list[TimelineStep]:
+    """Every lifecycle stage of ``record`` in order, reached or not."""
+    current = STAGES.index(record.stage)
+    steps = []
+    for index, stage in enumerate(STAGES):
+        reached = record.reached(stage)
+        if reached is not None:
+            steps.append(
+                TimelineStep(
+                    stage=stage,
+                    words=STAGE_SEED_WORDS[stage],
+                    state="done",
+                    at=reached.at,
+                    who=reached.who,
+                    note=reached.note or "",
+                    after_detection=(reached.at - record.detected_at).total_seconds(),
+                )
+            )
+            continue
+        state = "skipped" if index < current else "next" if index == current + 1 else "later"
+        steps.append(TimelineStep(stage=stage, words=STAGE_SEED_WORDS[stage], state=state))
+    return steps
+
+
+@dataclass(frozen=True)
+class IncidentRow:
+    record: IncidentRecord
+    detect_s: float | None  # time to detect; None when the start of the impact is unknown
+    recover_s: float | None  # time to recover; None while not recovered
+
+
+def silence_matchers(labels: Mapping[str, str]) -> list[str]:
+    """Matchers that select exactly the alert with ``labels``: each label, equal, quoted."""
+    return [
+        f"{name}={json.dumps(str(value), ensure_ascii=False)}"
+        for name, value in sorted(labels.items())
+    ]
+
+
+def _silence_request(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of ``POST /v1/silences`` that mutes ``alert`` for an hour."""
+    return {
+        "matchers": silence_matchers(alert.get("labels") or {}),
+        "duration": SILENCE_SECONDS,
+        "comment": f"{alert.get('name', 'alert')} silenced for 1 h from the dashboard",
+        "created_by": "dashboard",
+    }
+
+
+def _target_row(target: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """A backup target with the age of its newest good backup and whether that is too old."""
+    newest = target.get("newest_good") or {}
+    finished = newest.get("finished_at") or newest.get("started_at")
+    age = (now - datetime.fromisoformat(finished)).total_seconds() if finished else None
+    limit = target.get("max_age_s")
+    overdue = limit is not None and (age is None or age > float(limit))
+    return {**target, "age_s": age, "overdue": overdue}
+
+
+def _backup_row(backup: Mapping[str, Any]) -> dict[str, Any]:
+    """A catalogue entry with the digest of its first artifact, shortened."""
+    artifacts = backup.get("artifacts") or []
+    digest = str(artifacts[0].get("sha256") or "")[:12] if artifacts else ""
+    return {**backup, "digest": digest, "more_artifacts": max(0, len(artifacts) - 1)}
 
 
 # --- formatting helpers for templates -----------------------------------------------------
@@ -244,10 +359,28 @@ def _seconds(value: Any) -> str:
     if value is None:
         return "—"
     seconds = float(value)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(int(seconds), 60)
     return f"{minutes} min {rest} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def _ago(value: Any, now: datetime) -> str:
+    """How long before ``now`` an ISO 8601 time was, in one unit: ``40 s ago``, ``3 h ago``."""
+    if value is None or value == "":
+        return "—"
+    try:
+        seconds = (now - datetime.fromisoformat(str(value))).total_seconds()
+    except (ValueError, TypeError):
+        return str(value)
+    if seconds < 0:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
 
 
 def _number(value: Any, digits: int = 1) -> str:
@@ -262,13 +395,48 @@ def _percent(value: Any, digits: int = 2) -> str:
     return f"{100 * float(value):.{digits}f} %"
 
 
+def _bytes(value: Any) -> str:
+    if value is None:
+        return "—"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover - the loop returns
+
+
 def _status_class(status: Any) -> str:
     text = str(status or "")
-    if text in ("succeeded", "running", "pass", "healthy", "ok"):
+    if text in ("succeeded", "running", "pass", "healthy", "ok", "recovered", "reviewed"):
         return "good"
-    if text in ("failed", "rolled_back", "crashed", "fail", "unhealthy", "error", "firing"):
+    if text in (
+        "failed",
+        "rolled_back",
+        "crashed",
+        "fail",
+        "unhealthy",
+        "error",
+        "firing",
+        "corrupted",
+        "too old",
+        "detected",
+        "SEV1",
+        "SEV2",
+    ):
         return "bad"
-    if text in ("progressing", "pending", "paused", "starting", "draining", "inconclusive"):
+    if text in (
+        "progressing",
+        "pending",
+        "paused",
+        "starting",
+        "draining",
+        "inconclusive",
+        "assessed",
+        "mitigated",
+        "active",
+        "SEV3",
+    ):
         return "busy"
     return "quiet"
 
@@ -296,6 +464,7 @@ def _environment() -> Environment:
         seconds=_seconds,
         number=_number,
         percent=_percent,
+        bytes=_bytes,
         status_class=_status_class,
         step_text=_step_text,
     )
@@ -343,6 +512,7 @@ class _Pages:
         return self.html(
             "overview.html",
             title="Services",
+            nav="services",
             services=services,
             sections=ops_sections(self.zd),
         )
@@ -427,6 +597,108 @@ class _Pages:
             svg = render_svg(self.zd.report_input(name, revision=revision))
         return Response(svg, media_type="image/svg+xml", headers=_SVG_HEADERS)
 
+    def incidents(self, request: Request) -> Response:
+        service = _service_filter(request)
+        open_only = request.query_params.get("open", "") in ("1", "true")
+        records = self.zd.incidents.list(service, open_only=open_only, limit=_INCIDENTS_SHOWN)
+        rows = [IncidentRow(r, time_to_detect(r), time_to_recover(r)) for r in records]
+        return self.html(
+            "incidents.html",
+            title="Incidents",
+            nav="incidents",
+            rows=rows,
+            stats=self.zd.incidents.stats(service),
+            service=service,
+            open_only=open_only,
+            services=[s.name for s in self.zd.services()],
+            limit=_INCIDENTS_SHOWN,
+        )
+
+    def incident(self, request: Request) -> Response:
+        record = self.zd.incidents.get(_id(request, "incident"))
+        postmortem: str | None = None
+        note = ""
+        if record.postmortem_path is not None:
+            markdown = _read_report(Path(record.postmortem_path))
+            if markdown is None:
+                note = f"The postmortem file {record.postmortem_path} cannot be read any more."
+            else:
+                postmortem = markdown_to_html(markdown, chart_url=None)
+        return self.html(
+            "incident.html",
+            title=f"INC-{record.id}",
+            nav="incidents",
+            incident=record,
+            timeline=incident_timeline(record),
+            detect_s=time_to_detect(record),
+            recover_s=time_to_recover(record),
+            meaning=SEVERITY_MEANINGS.get(record.severity, ""),
+            postmortem=postmortem,
+            postmortem_note=note,
+        )
+
+    def alerts(self, request: Request) -> Response:
+        try:
+            data = self.zd.alerts()
+        except ZerodownError as exc:
+            return self.html(
+                "alerts.html", title="Alerts", nav="alerts", configured=False, note=exc.message
+            )
+        alerts = [{**a, "silence_request": _silence_request(a)} for a in data.get("alerts", [])]
+        silences = self.zd.silences()
+        current = [s for s in silences if s["status"]["state"] != "expired"]
+        expired = [s for s in silences if s["status"]["state"] == "expired"]
+        return self.html(
+            "alerts.html",
+            title="Alerts",
+            nav="alerts",
+            configured=True,
+            note="",
+            alerts=alerts,
+            errors=data.get("errors") or [],
+            groups=data.get("groups") or [],
+            silences=current,
+            expired=expired[:_EXPIRED_SILENCES_SHOWN],
+            expired_count=len(expired),
+        )
+
+    def backups(self, request: Request) -> Response:
+        if self.zd.backups is None:
+            return self.html(
+                "backups.html",
+                title="Backups",
+                nav="backups",
+                configured=False,
+                note="This controller's store keeps no backup catalogue.",
+            )
+        now = self.zd.clock.now()
+        groups: list[dict[str, Any]] = []
+        without: list[str] = []
+        for service in self.zd.services():
+            try:
+                targets = self.zd.backup_targets(service.name)
+            except ZerodownError:
+                without.append(service.name)  # its spec names no backup target
+                continue
+            backups = self.zd.backup_list(service.name, limit=_BACKUPS_SHOWN)
+            groups.append(
+                {
+                    "service": service.name,
+                    "targets": [_target_row(t, now) for t in targets],
+                    "backups": [_backup_row(b) for b in backups],
+                }
+            )
+        return self.html(
+            "backups.html",
+            title="Backups",
+            nav="backups",
+            configured=True,
+            note="",
+            groups=groups,
+            without=without,
+            limit=_BACKUPS_SHOWN,
+        )
+
     # sign-in ---------------------------------------------------------------------------------
 
     async def login(self, request: Request) -> Response:
@@ -443,6 +715,7 @@ class _Pages:
         if failure is not None:
             return self.html("signin.html", status=failure.status, reason="signed_out")
         response = self.html("signin.html", reason="logged_out")
+        self.sessions.revoke(request.cookies.get(COOKIE_NAME, ""))
         self.sessions.clear_cookie(response)
         return response
 
@@ -469,6 +742,10 @@ def dashboard_routes(
             pages.page(pages.chart),
             methods=["GET"],
         ),
+        Route("/incidents", pages.page(pages.incidents), methods=["GET"]),
+        Route("/incidents/{id}", pages.page(pages.incident), methods=["GET"]),
+        Route("/alerts", pages.page(pages.alerts), methods=["GET"]),
+        Route("/backups", pages.page(pages.backups), methods=["GET"]),
         Route("/login", pages.login, methods=["GET"]),
         Route("/logout", pages.logout, methods=["POST"]),
         Mount(STATIC_PATH, app=StaticFiles(directory=_STATIC_DIR), name="static"),
@@ -481,6 +758,20 @@ def _name(request: Request) -> str:
     if not _NAME.fullmatch(name):
         raise InputError(f"name: a service name matches [a-z][a-z0-9-]{{0,39}}, got {name!r}")
     return name
+
+
+def _service_filter(request: Request) -> str | None:
+    name = request.query_params.get("service") or None
+    if name is not None and not _NAME.fullmatch(name):
+        raise InputError(f"service: a service name matches [a-z][a-z0-9-]{{0,39}}, got {name!r}")
+    return name
+
+
+def _id(request: Request, what: str) -> int:
+    raw = str(request.path_params["id"])
+    if not re.fullmatch(r"[0-9]{1,16}", raw) or not 1 <= int(raw) <= MAX_ID:
+        raise NotFoundError(f"id: no {what} {raw[:40]!r}")
+    return int(raw)
 
 
 def _revision(request: Request) -> int:

@@ -1068,7 +1068,8 @@ _BACKUP_SCHEMAS: dict[str, Any] = {
             "status": {
                 "type": "string",
                 "description": "running, succeeded, failed, abandoned (its process died "
-                "mid-way) or pruned (removed by retention).",
+                "mid-way), pruning (removed by retention, its artifacts being deleted) or "
+                "pruned (removed by retention; the row stays as history).",
             },
             "reason": {"type": "string", "description": "manual, schedule, before deploy."},
             "owner": {"type": "string", "description": "host:pid:start of the process."},
@@ -1099,6 +1100,98 @@ _BACKUP_SCHEMAS: dict[str, Any] = {
         "required": ["backups"],
         "properties": {"backups": {"type": "array", "items": _ref("Backup")}},
     },
+    "ReportFiles": {
+        "type": ["object", "null"],
+        "description": "The operation's Deployment Operations Report (Markdown, JSON twin, SVG "
+        "chart), or null when it could not be written.",
+        "properties": {
+            "markdown": {"type": "string"},
+            "json": {"type": "string"},
+            "svg": {"type": "string"},
+        },
+    },
+    "BackupRun": {
+        "type": "object",
+        "description": "The backups taken, each re-read and checked unless `verify` was false; "
+        "`ok` is false when a check after the backup failed.",
+        "required": ["ok", "backups", "verifications", "report"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "backups": {"type": "array", "items": _ref("Backup")},
+            "verifications": {"type": "array", "items": {"type": "object"}},
+            "report": _ref("ReportFiles"),
+        },
+    },
+    "Retention": {
+        "type": "object",
+        "description": "What each target's retention rules keep (and by which rule) and what "
+        "they forget; without `dry_run`, what was removed, the bytes freed on disk and each "
+        "`restic prune`. `ok` is false when a removal failed (those backups stay `pruning` "
+        "and are retried).",
+        "required": [
+            "service",
+            "dry_run",
+            "ok",
+            "targets",
+            "repositories",
+            "freed_bytes",
+            "errors",
+            "report",
+        ],
+        "properties": {
+            "service": {"type": "string"},
+            "dry_run": {"type": "boolean"},
+            "ok": {"type": "boolean"},
+            "targets": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["target", "policy", "decisions", "removed", "lines"],
+                    "properties": {
+                        "target": {"type": "string"},
+                        "policy": {"type": "string"},
+                        "decisions": {
+                            "type": "array",
+                            "description": "Newest first: backup_id, started_at, size_bytes, "
+                            "keep, and the rules that keep it (rule, text, oldest).",
+                            "items": {"type": "object"},
+                        },
+                        "kept": {"type": "integer"},
+                        "forgotten": {"type": "array", "items": {"type": "integer"}},
+                        "removed": {"type": "array", "items": {"type": "integer"}},
+                        "removed_bytes": {
+                            "type": "integer",
+                            "description": "What the removed backups held, as recorded.",
+                        },
+                        "freed_bytes": {
+                            "type": "integer",
+                            "description": "Bytes of this target's files deleted, on disk.",
+                        },
+                        "repositories": {
+                            "type": "array",
+                            "description": "The restic prunes its snapshots took part in.",
+                            "items": {"type": "object"},
+                        },
+                        "resumed": {"type": "array", "items": {"type": "integer"}},
+                        "errors": {"type": "array", "items": {"type": "string"}},
+                        "lines": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+            "repositories": {
+                "type": "array",
+                "description": "Each `restic prune`, once per repository: duration, size on "
+                "disk before and after, bytes freed, the backups it was run for.",
+                "items": {"type": "object"},
+            },
+            "freed_bytes": {
+                "type": "integer",
+                "description": "Measured on disk: files deleted plus what the prunes freed.",
+            },
+            "errors": {"type": "array", "items": {"type": "string"}},
+            "report": _ref("ReportFiles"),
+        },
+    },
     "Verification": {
         "type": "object",
         "required": ["backup", "verification"],
@@ -1121,6 +1214,7 @@ _BACKUP_SCHEMAS: dict[str, Any] = {
         "required": ["backup_id", "restore"],
         "properties": {
             "backup_id": {"type": "integer"},
+            "report": _ref("ReportFiles"),
             "restore": {
                 "type": "object",
                 "required": ["destination", "bytes_written", "sha256", "matches"],
@@ -1173,8 +1267,9 @@ def _backup_paths() -> dict[str, Any]:
             "post": with_failure(
                 _operation(
                     "runBackup",
-                    "Back up one target now, or every target of the service; answers when "
-                    "the backups are registered (a long call).",
+                    "Back up one target now, or every target of the service, then re-read "
+                    "and check each backup; answers when the backups are registered (a long "
+                    "call) and writes the operation's report.",
                     tag="backups",
                     parameters=[name],
                     body={
@@ -1184,10 +1279,14 @@ def _backup_paths() -> dict[str, Any]:
                                 "type": ["string", "null"],
                                 "pattern": target_pattern["pattern"],
                                 "description": "One target (default: all, in spec order).",
-                            }
+                            },
+                            "verify": {
+                                "type": ["boolean", "null"],
+                                "description": "Re-read and check each backup (default true).",
+                            },
                         },
                     },
-                    ok=("201", _ref("BackupList"), "The backups taken."),
+                    ok=("201", _ref("BackupRun"), "The backups taken."),
                     errors=("404", "409"),
                 )
             ),
@@ -1208,6 +1307,36 @@ def _backup_paths() -> dict[str, Any]:
                     "The targets.",
                 ),
                 errors=("404", "409"),
+            )
+        },
+        "/v1/services/{name}/backups/forget": {
+            "post": with_failure(
+                _operation(
+                    "forgetBackups",
+                    "Apply the retention rules of one target, or of every target: keep what "
+                    "they keep, remove the rest (files deleted, restic snapshots forgotten, "
+                    "`restic prune` once per repository; rows marked `pruned`). With "
+                    "`dry_run`, only say which backups each rule keeps. Writes the "
+                    "operation's report (not for a dry run).",
+                    tag="backups",
+                    parameters=[name],
+                    body={
+                        "type": "object",
+                        "properties": {
+                            "target": {
+                                "type": ["string", "null"],
+                                "pattern": target_pattern["pattern"],
+                                "description": "One target (default: all, in spec order).",
+                            },
+                            "dry_run": {
+                                "type": ["boolean", "null"],
+                                "description": "Remove nothing; list keep/forget and why.",
+                            },
+                        },
+                    },
+                    ok=("200", _ref("Retention"), "What was kept and removed."),
+                    errors=("404", "409"),
+                )
             )
         },
         "/v1/services/{name}/backups/{id}": {
@@ -1589,7 +1718,8 @@ _DR_SCHEMAS: dict[str, Any] = {
     },
     "DrDrill": {
         "type": "object",
-        "description": "One DR drill: the newest good backups restored into a scratch folder, "
+        "description": "One DR drill: the newest good backups restored into a scratch folder "
+        "(PostgreSQL targets into a scratch database on their server, dropped afterwards), "
         "the service started on them, smoke-tested, measured and cleaned up. `status` is "
         "`passed` when every restore checked out, the smoke tests passed, RTO and RPO are "
         "within the spec's objectives and nothing was left behind; `reason` says why not.",

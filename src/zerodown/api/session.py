@@ -4,8 +4,11 @@ The API token never travels in a URL (URLs end up in shell history, proxy logs a
 history). ``zerodown dashboard`` asks the controller, with the bearer token, for a login code
 that is valid for one minute and works once, and prints ``/login?code=...``. Opening it sets
 an ``HttpOnly; SameSite=Strict`` cookie and redirects to the dashboard. The cookie holds
-``<expiry>.<signature>``: an HMAC with a key derived from the API token, so it outlives a
-controller restart, expires on its own, and dies with a new token.
+``<expiry>.<session id>.<signature>``: an HMAC with a key derived from the API token, so it
+outlives a controller restart, expires on its own, and dies with a new token. Signing out
+revokes that session id on the server (kept in a small file in the state directory until the
+cookie would have expired), so a copied cookie stops working too. Login codes are issued only
+to the bearer token, never to a session, so a session cannot extend itself.
 
 A request that changes something (any method but GET and HEAD) authenticated by the cookie
 must also carry the ``X-Zerodown-Action`` header, which a page of another origin cannot send
@@ -18,15 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from zerodown.core.state import write_json_atomic
 
 __all__ = [
     "ACTION_HEADER",
@@ -76,6 +83,7 @@ class BrowserSessions:
         code_ttl: float = CODE_TTL_S,
         session_ttl: float = SESSION_TTL_S,
         clock: Callable[[], float] = time.time,
+        revocations: Path | None = None,
     ) -> None:
         self._bearer = f"Bearer {token}".encode()
         self._key = hashlib.sha256(b"zerodown dashboard session\0" + token.encode()).digest()
@@ -84,6 +92,14 @@ class BrowserSessions:
         self._clock = clock
         self._codes: dict[str, float] = {}  # code -> expiry (epoch seconds)
         self._lock = threading.Lock()
+        self._revocations = revocations
+        self._revoked: dict[str, float] = {}  # session id -> its cookie's expiry
+        if revocations is not None:
+            try:
+                raw = json.loads(revocations.read_text(encoding="utf-8"))
+                self._revoked = {str(k): float(v) for k, v in raw.items()}
+            except (OSError, ValueError, AttributeError):
+                self._revoked = {}
 
     # --- login codes -------------------------------------------------------------------------
 
@@ -104,23 +120,58 @@ class BrowserSessions:
             expiry = self._codes.pop(code, None)
         if expiry is None or expiry <= self._clock():
             return None
-        return self._cookie_value(int(self._clock() + self.session_ttl))
+        return self._cookie_value(int(self._clock() + self.session_ttl), secrets.token_hex(12))
 
     # --- cookies -----------------------------------------------------------------------------
 
-    def _sign(self, expiry: int) -> str:
-        return hmac.new(self._key, str(expiry).encode(), hashlib.sha256).hexdigest()
+    def _sign(self, expiry: int, session: str) -> str:
+        return hmac.new(self._key, f"{expiry}.{session}".encode(), hashlib.sha256).hexdigest()
 
-    def _cookie_value(self, expiry: int) -> str:
-        return f"{expiry}.{self._sign(expiry)}"
+    def _cookie_value(self, expiry: int, session: str) -> str:
+        return f"{expiry}.{session}.{self._sign(expiry, session)}"
+
+    @staticmethod
+    def _parts(value: str) -> tuple[int, str, str] | None:
+        if value.count(".") != 2:
+            return None
+        expiry, session, signature = value.split(".")
+        if not expiry.isdigit() or len(expiry) > 12:
+            return None
+        if not session.isalnum() or len(session) > 64:
+            return None
+        return int(expiry), session, signature
 
     def valid_cookie(self, value: str) -> bool:
-        expiry, dot, signature = value.partition(".")
-        if not dot or not expiry.isdigit() or len(expiry) > 12:
+        parts = self._parts(value)
+        if parts is None:
             return False
-        if not hmac.compare_digest(signature.encode(), self._sign(int(expiry)).encode()):
+        expiry, session, signature = parts
+        if not hmac.compare_digest(signature.encode(), self._sign(expiry, session).encode()):
             return False
-        return int(expiry) > self._clock()
+        with self._lock:
+            if session in self._revoked:
+                return False
+        return expiry > self._clock()
+
+    def revoke(self, value: str) -> None:
+        """Sign a session out for good: its cookie is refused from now on, here and after a
+        restart (the id is kept until the cookie would have expired anyway)."""
+        parts = self._parts(value)
+        if parts is None or not self.valid_cookie(value):
+            return
+        expiry, session, _ = parts
+        now = self._clock()
+        with self._lock:
+            self._revoked = {k: t for k, t in self._revoked.items() if t > now}
+            self._revoked[session] = float(expiry)
+            snapshot = dict(self._revoked)
+        if self._revocations is not None:
+            write_json_atomic(self._revocations, snapshot)
+
+    def bearer(self, request: Request) -> bool:
+        """Whether the request carries the API token itself (not a session cookie)."""
+        given = request.headers.get("authorization", "").encode()
+        return hmac.compare_digest(given, self._bearer)
 
     def set_cookie(self, response: Response, value: str) -> None:
         response.set_cookie(

@@ -7,18 +7,21 @@ and where, the order to restore it in, how to verify a recovery, and whom to cal
 ``run_drill`` recovers the service for real, beside the live one, and measures it:
 
 1. **Restore** the newest good backup of every target, in the plan's order, into a scratch
-   folder (``<state>/drills/<drill id>``); each restore re-checks the artifact's digest first
-   and the restored data's digest after.
+   folder (``<state>/drills/<drill id>``), and a PostgreSQL target into a scratch database
+   created for the drill on the target's own server (``<database>_drill_<hex>``, made with
+   ``createdb``); each restore re-checks the artifact's digest first and the restored data's
+   digest after.
 2. **Start** the service's ``run.command`` as a local process with the spec's ``env``, plus each
-   target's ``dr.drill.restoreEnv`` variable pointing at its restored copy, on a free loopback
-   port (never the live service's).
+   target's ``dr.drill.restoreEnv`` variable pointing at its restored copy (a path, or the
+   scratch database's URL), on a free loopback port (never the live service's).
 3. **Smoke-test** it (the spec's ``checks.post.smoke``) until every test passes, or the drill's
    timeout. The achieved **RTO** is the time from the drill's start to that first passing round;
    the achieved **RPO** is the age, at the drill's start, of the oldest data restored (the
    backup's start time, the earliest moment its data can be from).
-4. **Clean up**: stop the process group, remove the scratch folder, and look for anything left:
-   a process still carrying the drill's ``ZERODOWN_DRILL`` marker, or the folder. Leftovers are
-   killed and the drill fails, so a drill that passes has left nothing behind.
+4. **Clean up**, whatever happened before: stop the process group, drop the scratch databases,
+   remove the scratch folder, and look for anything left: a process still carrying the drill's
+   ``ZERODOWN_DRILL`` marker, a scratch database, the folder. Leftovers are killed and the
+   drill fails, so a drill that passes has left nothing behind.
 
 The drill passes when every restore checks out, the smoke tests pass, the RTO and RPO are within
 the spec's objectives (an objective not set is reported as such) and the cleanup is complete. Its
@@ -26,8 +29,10 @@ report is the seed's Deployment Operations Report for the operation ``drill``: i
 drill as an operation on a scratch copy, not a deployment, and says no user was affected.
 
 Before anything is restored, ``drill.json`` in the scratch folder names the drill and the
-process running it; a drill whose process died (a killed controller) is cleaned up by the next
-drill of any service (``clean_stale_drills``).
+process running it, and every scratch database is named there before it is created; a drill
+whose process died (a killed controller) is cleaned up by the next drill (``clean_stale_drills``):
+its processes and folder by the next drill of any service, its scratch databases by the next
+drill of the same service (whose spec holds the server's credentials).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from typing import Any, Final
 import psutil
 
 from zerodown.backup.operations import ServiceBackups
+from zerodown.backup.postgres import PostgresTarget
 from zerodown.backup.retention import RetentionPolicy
 from zerodown.backup.runner import Backups, ServingRelease
 from zerodown.backup.settings import BackupSettings
@@ -83,8 +89,11 @@ __all__ = [
 
 DRILL_MARKER_ENV: Final = "ZERODOWN_DRILL"
 """Set to the drill's id in the drilled service's environment: how leftovers are recognised."""
-DRILL_SUPPORTED_KINDS: Final = frozenset({"sqlite", "files"})
-"""Target kinds a drill can restore into its scratch folder (a path the service is given)."""
+DRILL_SUPPORTED_KINDS: Final = frozenset({"sqlite", "files", "postgresql"})
+"""Target kinds a drill can restore beside the live data: into its scratch folder (a path the
+service is given) or, for PostgreSQL, into a scratch database (a URL the service is given)."""
+SCRATCH_DATABASE_MARK: Final = "_drill_"
+"""In the name of every scratch database a drill creates: ``<live database>_drill_<hex>``."""
 DRILL_FOLDER: Final = "drills"
 _DRILL_FILE: Final = "drill.json"
 _POLL_SECONDS: Final = 0.1
@@ -558,8 +567,8 @@ def _check_drillable(spec: ServiceSpec) -> None:
     unsupported = [t.name for t in targets if t.kind not in DRILL_SUPPORTED_KINDS]
     if unsupported:
         raise RefusedError(
-            f"{spec.service}: a drill restores sqlite and files targets into a scratch folder; "
-            f"{', '.join(unsupported)} cannot be drilled yet"
+            f"{spec.service}: a drill restores files, sqlite and postgresql targets beside the "
+            f"live data; {', '.join(unsupported)} cannot be drilled yet"
         )
     unmapped = [t.name for t in targets if t.name not in spec.dr.drill.restore_env]
     if unmapped:
@@ -611,18 +620,19 @@ def run_drill(setup: DrillSetup) -> DrillResult:
     started_mono = clock.monotonic()
     started = clock.now()
     drills_root = setup.state_dir / DRILL_FOLDER
-    clean_stale_drills(drills_root)
+    clean_stale_drills(drills_root, settings=setup.settings)
     drill_id = f"{spec.service}-{started.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
     scratch = drills_root / drill_id
     timeline = _Timeline(setup, drill_id)
     scratch.mkdir(parents=True)
-    _write_json(
+    record = _DrillRecord(
         scratch / _DRILL_FILE,
         {
             "drill_id": drill_id,
             "service": spec.service,
             "pid": os.getpid(),
             "started_at": started.isoformat(),
+            "databases": [],
         },
     )
     timeline.add(
@@ -642,14 +652,14 @@ def run_drill(setup: DrillSetup) -> DrillResult:
     try:
         env: dict[str, str] = {}
         for target in restore_order(spec):
-            restored = _restore_target(setup, target, scratch, started)
+            restored, connect = _restore_target(setup, target, scratch, started, record)
             targets.append(restored)
             if not restored.ok:
                 failure = f"restore of {target.name} failed: {restored.problem}"
                 timeline.add("dr.drill.restore_failed", failure, target=target.name)
                 break
-            assert restored.variable is not None and restored.destination is not None
-            env[restored.variable] = restored.destination
+            assert restored.variable is not None and connect is not None
+            env[restored.variable] = connect
             timeline.add(
                 "dr.drill.restored",
                 f"{target.name}: backup #{restored.backup_id} restored to {restored.destination} "
@@ -726,7 +736,12 @@ def run_drill(setup: DrillSetup) -> DrillResult:
         timeline.add("dr.drill.error", f"the drill stopped: {exc.message}")
     finally:
         cleanup = _clean_up(
-            platform, instance, scratch, drill_id, grace=spec.run.stop_grace_seconds
+            platform,
+            instance,
+            scratch,
+            drill_id,
+            grace=spec.run.stop_grace_seconds,
+            databases=_scratch_databases(setup.settings, record.databases),
         )
     timeline.add(
         "dr.drill.cleaned" if cleanup["ok"] else "dr.drill.cleanup_failed",
@@ -811,8 +826,14 @@ def _with_report(
 
 
 def _restore_target(
-    setup: DrillSetup, target: BackupTargetSpec, scratch: Path, started: dt.datetime
-) -> TargetRestore:
+    setup: DrillSetup,
+    target: BackupTargetSpec,
+    scratch: Path,
+    started: dt.datetime,
+    record_file: _DrillRecord,
+) -> tuple[TargetRestore, str | None]:
+    """Restore one target beside the live data; the result, and what the drilled service is
+    given to reach the copy (a path, or the scratch database's URL with its credentials)."""
     spec = setup.spec
     variable = spec.dr.drill.restore_env.get(target.name)
     record = setup.backups.newest_good(spec.service, target.name)
@@ -831,9 +852,16 @@ def _restore_target(
             restore_s=None,
             ok=False,
             problem="no good backup in the catalogue: the service cannot be restored",
-        )
-    live_name = Path(target.path or target.name).name
-    destination = scratch / "data" / target.name / live_name
+        ), None
+    postgres: PostgresTarget | None = None
+    if target.kind == "postgresql":
+        postgres = _postgres(setup.settings, target.name)
+        name = _scratch_database_name(postgres.database, record_file.drill_id)
+        record_file.add_database(target.name, name)  # written before it exists
+        destination: str = name
+    else:
+        live_name = Path(target.path or target.name).name
+        destination = str(scratch / "data" / target.name / live_name)
     age = (started - record.started_at).total_seconds()
     began = setup.clock.monotonic()
     common: dict[str, Any] = {
@@ -845,19 +873,20 @@ def _restore_target(
         "variable": variable,
     }
     try:
-        restored = setup.backups.restore(setup.settings, record.id, destination=str(destination))
+        restored = setup.backups.restore(setup.settings, record.id, destination=destination)
     except ZerodownError as exc:
         return TargetRestore(
             **common,
-            destination=str(destination),
+            destination=destination,
             bytes_written=None,
             sha256=None,
             expected_sha256=record.artifacts[0].sha256 if record.artifacts else None,
             restore_s=round(setup.clock.monotonic() - began, 6),
             ok=False,
             problem=exc.message,
-        )
+        ), None
     ok = restored.matches and not restored.replaced_live
+    connect = postgres.connection_url(destination) if postgres else restored.destination
     return TargetRestore(
         **common,
         destination=restored.destination,
@@ -867,7 +896,47 @@ def _restore_target(
         restore_s=round(setup.clock.monotonic() - began, 6),
         ok=ok,
         problem="" if ok else "the restored data's digest is not the recorded one",
-    )
+    ), connect
+
+
+def _postgres(settings: BackupSettings, target: str) -> PostgresTarget:
+    found = settings.target(target)
+    assert isinstance(found, PostgresTarget)
+    return found
+
+
+def _scratch_database_name(live: str, drill_id: str) -> str:
+    """``<live>_drill_<6 hex of the drill id><4 random hex>``, within PostgreSQL's 63 bytes."""
+    suffix = f"{SCRATCH_DATABASE_MARK}{drill_id.rsplit('-', 1)[-1]}{secrets.token_hex(2)}"
+    return live[: 63 - len(suffix)] + suffix
+
+
+def _scratch_databases(
+    settings: BackupSettings, named: Sequence[Mapping[str, str]]
+) -> list[tuple[PostgresTarget, str]]:
+    return [(_postgres(settings, item["target"]), item["name"]) for item in named]
+
+
+class _DrillRecord:
+    """``drill.json``: the drill, its process and its scratch databases, rewritten (whole) each
+    time a database is about to be created, so a crash never leaves one nobody knows of."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+        _write_json(path, data)
+
+    @property
+    def drill_id(self) -> str:
+        return str(self.data["drill_id"])
+
+    @property
+    def databases(self) -> list[dict[str, str]]:
+        return list(self.data["databases"])
+
+    def add_database(self, target: str, name: str) -> None:
+        self.data["databases"] = [*self.data["databases"], {"target": target, "name": name}]
+        _write_json(self.path, self.data)
 
 
 def _log_tail(path: Path | None) -> list[str]:
@@ -902,8 +971,10 @@ def _clean_up(
     drill_id: str,
     *,
     grace: float,
+    databases: Sequence[tuple[PostgresTarget, str]] = (),
 ) -> dict[str, Any]:
-    """Stop the drill's process, remove its scratch folder, and prove nothing is left."""
+    """Stop the drill's process, drop its scratch databases, remove its scratch folder, and
+    prove nothing is left."""
     stopped = None
     problems = []
     if instance is not None:
@@ -927,13 +998,19 @@ def _clean_up(
     still = _marked_processes(drill_id)
     if still:
         problems.append(f"{len(still)} process(es) of the drill could not be killed")
+    dropped, left = _drop_databases(databases)
+    if left:
+        problems.append(f"scratch database(s) left on the server: {', '.join(left)}")
     shutil.rmtree(scratch, ignore_errors=True)
     if scratch.exists():
         problems.append(f"the scratch folder {scratch} could not be removed")
     ok = not problems
     summary = (
-        "cleaned up: the drill's process stopped, its scratch folder removed, no process "
-        "and no file of the drill left"
+        "cleaned up: the drill's process stopped, "
+        + (f"its scratch database(s) {', '.join(dropped)} dropped, " if dropped else "")
+        + "its scratch folder removed, no process"
+        + (", no database" if dropped else "")
+        + " and no file of the drill left"
         if ok
         else "cleanup incomplete: " + "; ".join(problems)
     )
@@ -945,12 +1022,36 @@ def _clean_up(
         "scratch_removed": not scratch.exists(),
         "leftover_processes": killed,
         "processes_left": [p.pid for p in still],
+        "databases_dropped": dropped,
+        "databases_left": left,
     }
 
 
-def clean_stale_drills(root: Path) -> list[str]:
+def _drop_databases(
+    databases: Sequence[tuple[PostgresTarget, str]],
+) -> tuple[list[str], list[str]]:
+    """Drop each scratch database and check it is gone: (dropped, left with why)."""
+    dropped: list[str] = []
+    left: list[str] = []
+    for target, name in databases:
+        try:
+            target.drop_database(name)
+            if target.database_exists(name):
+                left.append(f"{name} (still listed after dropdb)")
+                continue
+        except ZerodownError as exc:
+            left.append(f"{name} ({exc.message})")
+            continue
+        dropped.append(name)
+    return dropped, left
+
+
+def clean_stale_drills(root: Path, *, settings: BackupSettings | None = None) -> list[str]:
     """Remove drills whose process is gone (a controller killed mid-drill): kill what still
-    carries their marker, delete their folder. Returns the drill ids cleaned."""
+    carries their marker, drop their scratch databases, delete their folder. Returns the drill
+    ids cleaned. The databases are dropped with the credentials of ``settings`` (the service
+    drilled now): a drill of another service that left databases keeps its folder, as the
+    record of them, until a drill of its own service drops them."""
     cleaned: list[str] = []
     if not root.is_dir():
         return cleaned
@@ -960,6 +1061,10 @@ def clean_stale_drills(root: Path) -> list[str]:
             info = json.loads(marker.read_text())
             pid = int(info["pid"])
             drill_id = str(info["drill_id"])
+            named = [
+                {"target": str(d["target"]), "name": str(d["name"])}
+                for d in info.get("databases") or []
+            ]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a drill folder, or one still being written
         if pid == os.getpid() or pid_alive(pid):
@@ -967,6 +1072,16 @@ def clean_stale_drills(root: Path) -> list[str]:
         for proc in _marked_processes(drill_id):
             with contextlib.suppress(psutil.Error):
                 proc.kill()
+        if named:
+            if settings is None or info.get("service") != settings.service:
+                continue
+            try:
+                databases = _scratch_databases(settings, named)
+            except ZerodownError:
+                continue  # the target left the spec: keep the record for a person to see
+            _, left = _drop_databases(databases)
+            if left:
+                continue
         shutil.rmtree(folder, ignore_errors=True)
         cleaned.append(drill_id)
     return cleaned

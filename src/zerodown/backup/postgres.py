@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from zerodown.backup.base import RestoreReport, VerifyReport
 from zerodown.backup.digests import check_file_artifact, publish, sha256_file
@@ -227,3 +227,36 @@ class PostgresTarget:
     def remove(self, artifacts: Sequence[BackupArtifact]) -> None:
         for artifact in artifacts:
             Path(artifact.location).unlink(missing_ok=True)
+
+    # scratch databases (DR drills) -----------------------------------------------------------
+    @property
+    def database(self) -> str:
+        """The live database's name."""
+        return database_name(self.url)
+
+    def connection_url(self, database: str) -> str:
+        """A URL for ``database`` on the target's server with the target's credentials, for a
+        process that must connect to it (a drilled service). Never log it: it may hold the
+        password."""
+        url = with_database(self.url, database)
+        if self._password is None:
+            return url
+        parts = urlsplit(url)
+        user = quote(parts.username or "", safe="")
+        netloc = f"{user}:{quote(self._password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def database_exists(self, name: str) -> bool:
+        return self._exists(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop a scratch database, closing its connections first (``dropdb --force``, or a
+        plain ``dropdb`` on servers before PostgreSQL 13). Refuses the live database."""
+        if name == self.database:
+            raise RefusedError(f"{name} is the live database of {self.name!r}: it is never dropped")
+        base = ["dropdb", "--if-exists", f"--maintenance-db={self.url}"]
+        result = self._run(*base, "--force", "--", name)
+        if result.exit_code != 0 and "force" in result.stderr.lower():
+            result = self._run(*base, "--", name)
+        if result.exit_code != 0:
+            raise OperationFailedError(f"dropdb {name} failed: {result.last_error_line}")

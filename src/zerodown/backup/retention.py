@@ -4,8 +4,10 @@ One implementation for every kind of backup (restic snapshots of files, SQLite c
 PostgreSQL dumps, Docker volume archives). ``apply_policy`` is the pure part: given one
 target's backups (anything with a ``time``), it says which to keep and every rule that keeps
 each one. ``apply_retention`` applies a target's rules to its catalogue entries and removes the
-rest through ``Backups.remove``; with ``dry_run`` it removes nothing, and ``RetentionRun.lines``
-(``describe_decisions``) says which rule keeps each backup.
+rest through ``Backups.prune`` (marked ``pruning`` first, so a crash never loses track of a
+removal; restic snapshots forgotten, then ``restic prune`` once per repository); with
+``dry_run`` it removes nothing, and ``RetentionRun.lines`` (``describe_decisions``) says which
+rule keeps each backup.
 
 The rules are restic's (``restic forget``, documented in its "Removing backup snapshots"):
 
@@ -36,12 +38,14 @@ Backups with the same time are taken in the order given (restic sorts stably, to
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from zerodown.core.errors import ZerodownError
+from zerodown.core.errors import LockHeldError
 from zerodown.core.types import ServiceName
 from zerodown.spec.retention import UNLIMITED, CalendarSpan, format_keep_count
 from zerodown.store.backups import BackupStatus
@@ -58,11 +62,13 @@ __all__ = [
     "Decision",
     "KeepReason",
     "Period",
+    "RetentionPass",
     "RetentionPolicy",
     "RetentionRun",
     "RuleName",
     "apply_policy",
     "apply_retention",
+    "apply_retention_to",
     "describe_decisions",
 ]
 
@@ -377,6 +383,26 @@ class RetentionRun:
     decisions: tuple[Decision[_Entry], ...]
     removed: tuple[int, ...]
     errors: tuple[str, ...] = ()
+    removed_bytes: int = 0
+    """Bytes the removed backups held, as the catalogue recorded them when they were taken."""
+    freed_bytes: int = 0
+    """Bytes of this target's files deleted, measured on disk. What ``restic prune`` freed is
+    the repository's (several targets may share one): see ``repositories``."""
+    repositories: tuple[Mapping[str, Any], ...] = ()
+    """Each ``restic prune`` this target's snapshots took part in: repository, duration, size
+    on disk before and after, bytes freed, and the backups it was run for."""
+    resumed: tuple[int, ...] = ()
+    """Backups an earlier, interrupted removal had marked ``pruning``, finished by this run."""
+    duration_s: float = 0.0
+
+    @property
+    def kept(self) -> int:
+        return len([d for d in self.decisions if d.keep])
+
+    @property
+    def forgotten(self) -> tuple[int, ...]:
+        """The backups the policy does not keep (removed by a real run, listed by a dry one)."""
+        return tuple(d.snapshot.record.id for d in self.decisions if not d.keep)
 
     def lines(self) -> list[str]:
         """The dry-run listing: one line per backup, with the rules that keep it."""
@@ -398,6 +424,7 @@ class RetentionRun:
                 {
                     "backup_id": d.snapshot.record.id,
                     "started_at": d.snapshot.time.isoformat(),
+                    "size_bytes": d.snapshot.record.size_bytes,
                     "keep": d.keep,
                     "reasons": [
                         {"rule": r.rule, "text": r.text, "oldest": r.oldest} for r in d.reasons
@@ -405,8 +432,15 @@ class RetentionRun:
                 }
                 for d in self.decisions
             ],
+            "kept": self.kept,
+            "forgotten": list(self.forgotten),
             "removed": list(self.removed),
+            "removed_bytes": self.removed_bytes,
+            "freed_bytes": self.freed_bytes,
+            "repositories": [dict(r) for r in self.repositories],
+            "resumed": list(self.resumed),
             "errors": list(self.errors),
+            "duration_s": self.duration_s,
         }
 
 
@@ -424,11 +458,148 @@ def apply_retention(
     The same rules for every kind of target: the candidates are the target's backups that
     succeeded and were not found corrupted (a corrupted backup is no backup: it never takes a
     slot a good one needs, and it is left for a person to look at). Running, failed and
-    abandoned backups are not retention's. Each removal goes through ``Backups.remove``
-    (artifacts deleted, the row kept as ``pruned`` with the policy as the reason); a removal
-    that fails is reported and the others go on.
+    abandoned backups are not retention's. A real run is ``apply_retention_to`` for this one
+    target (``LockHeldError`` when a backup of it is running).
     """
+    if not dry_run:
+        (run,) = apply_retention_to(backups, settings, [target], now=now).runs
+        return run
     policy = RetentionPolicy.from_spec(settings.retention(target))
+    began = time.monotonic()
+    decisions = _decide(backups, settings, target, policy, now)
+    return RetentionRun(
+        service=settings.service,
+        target=target,
+        policy=str(policy),
+        dry_run=True,
+        decisions=tuple(decisions),
+        removed=(),
+        duration_s=round(time.monotonic() - began, 6),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionPass:
+    """Retention applied for real to several targets of a service at once."""
+
+    runs: tuple[RetentionRun, ...]
+    skipped: tuple[str, ...] = ()
+    """``target: why`` for each target left alone because a backup of it was running."""
+    repositories: tuple[Mapping[str, Any], ...] = ()
+    """Each ``restic prune``: one per repository, whatever the number of targets in it."""
+
+    @property
+    def freed_bytes(self) -> int:
+        """Measured on disk: the files deleted and what each ``restic prune`` freed."""
+        pruned = sum(int(repository["freed_bytes"]) for repository in self.repositories)
+        return sum(run.freed_bytes for run in self.runs) + pruned
+
+
+def apply_retention_to(
+    backups: Backups,
+    settings: BackupSettings,
+    targets: Sequence[str],
+    *,
+    now: dt.datetime | None = None,
+    skip_locked: bool = False,
+) -> RetentionPass:
+    """Apply each target's rules and remove the backups they do not keep, in one pass.
+
+    Every target's lock is held throughout (no backup of it completes meanwhile); a target
+    whose lock is held raises ``LockHeldError``, or with ``skip_locked`` is left alone and
+    named in ``skipped``. Removal goes through ``Backups.mark_pruning`` and
+    ``Backups.finish_pruning``: every forgotten backup is marked ``pruning`` in the catalogue
+    before anything is deleted, files are deleted and restic snapshots forgotten, ``restic
+    prune`` runs once per repository (for all the targets together), and only then are the
+    rows marked ``pruned`` (kept as history, with the policy as the reason). Backups an
+    interrupted run left ``pruning`` are finished in the same pass. A removal that fails is
+    reported in its target's ``errors`` and the others go on.
+    """
+    began = time.monotonic()
+    service = ServiceName(settings.service)
+    skipped: list[str] = []
+    with ExitStack() as locks:
+        held: list[str] = []
+        for target in targets:
+            try:
+                locks.enter_context(backups.target_lock(settings.service, target))
+            except LockHeldError as exc:
+                if not skip_locked:
+                    raise
+                skipped.append(f"{target}: {exc.message}")
+                continue
+            held.append(target)
+        plans = []
+        for target in held:
+            policy = RetentionPolicy.from_spec(settings.retention(target))
+            interrupted = backups.catalogue.list_backups(
+                service, target=target, statuses=(BackupStatus.PRUNING,), limit=1_000_000
+            )
+            decisions = _decide(backups, settings, target, policy, now)
+            plans.append((target, policy, interrupted, decisions))
+        pending = []
+        for _target, policy, interrupted, decisions in plans:
+            forgotten = [d.snapshot.record for d in decisions if not d.keep]
+            pending += [
+                *interrupted,
+                *backups.mark_pruning(forgotten, reason=f"retention: {policy}"),
+            ]
+        # One pass, so each repository is pruned once for every target and every removal.
+        outcome = backups.finish_pruning(settings, pending)
+    done = {record.id: record for record in outcome.removed}
+    targets_of: dict[str, set[int]] = {}
+    for record in pending:
+        targets_of.setdefault(record.target, set()).add(record.id)
+    runs = []
+    for target, policy, interrupted, decisions in plans:
+        earlier = {record.id for record in interrupted}
+        mine = {i for i in targets_of.get(target, set()) if i in done}
+        removed = [done[i] for i in mine]
+        runs.append(
+            RetentionRun(
+                service=settings.service,
+                target=target,
+                policy=str(policy),
+                dry_run=False,
+                decisions=tuple(decisions),
+                removed=tuple(
+                    d.snapshot.record.id
+                    for d in decisions
+                    if not d.keep and d.snapshot.record.id in mine
+                ),
+                errors=tuple(
+                    message
+                    for message, ids in outcome.failures
+                    if set(ids) & targets_of.get(target, set())
+                ),
+                removed_bytes=sum(r.size_bytes or 0 for r in removed if r.id not in earlier),
+                freed_bytes=sum(_freed_files(r) for r in removed),
+                repositories=tuple(
+                    repository
+                    for repository in outcome.repositories
+                    if mine & set(repository.get("backup_ids") or ())
+                ),
+                resumed=tuple(sorted(i for i in mine if i in earlier)),
+                duration_s=round(time.monotonic() - began, 6),
+            )
+        )
+    return RetentionPass(
+        runs=tuple(runs), skipped=tuple(skipped), repositories=outcome.repositories
+    )
+
+
+def _freed_files(record: BackupRecord) -> int:
+    detail = dict(dict(record.meta.get("pruned") or {}).get("detail") or {})
+    return int(detail.get("freed_bytes") or 0)
+
+
+def _decide(
+    backups: Backups,
+    settings: BackupSettings,
+    target: str,
+    policy: RetentionPolicy,
+    now: dt.datetime | None,
+) -> list[Decision[_Entry]]:
     records = backups.catalogue.list_backups(
         ServiceName(settings.service),
         target=target,
@@ -436,26 +607,4 @@ def apply_retention(
         limit=1_000_000,
     )
     entries = [_Entry(record) for record in records if record.good]
-    decisions = apply_policy(entries, policy, now=now or backups.clock.now())
-    removed: list[int] = []
-    errors: list[str] = []
-    if not dry_run:
-        for decision in decisions:
-            if decision.keep:
-                continue
-            backup_id = decision.snapshot.record.id
-            try:
-                backups.remove(settings, backup_id, reason=f"retention: {policy}")
-            except ZerodownError as exc:
-                errors.append(f"backup {backup_id}: {exc.message}")
-            else:
-                removed.append(backup_id)
-    return RetentionRun(
-        service=settings.service,
-        target=target,
-        policy=str(policy),
-        dry_run=dry_run,
-        decisions=tuple(decisions),
-        removed=tuple(removed),
-        errors=tuple(errors),
-    )
+    return apply_policy(entries, policy, now=now or backups.clock.now())

@@ -80,7 +80,14 @@ class PruneOutcome:
 
     removed: tuple[BackupRecord, ...]
     repositories: tuple[dict[str, Any], ...]
-    errors: tuple[str, ...]
+    failures: tuple[tuple[str, tuple[int, ...]], ...]
+    """Each problem, and the backups it left ``pruning``."""
+    freed_bytes: int
+    """Measured: the bytes of the files deleted, plus what each ``restic prune`` freed."""
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        return tuple(message for message, _ in self.failures)
 
 
 @dataclass(frozen=True)
@@ -292,9 +299,13 @@ class Backups:
         ``pruning`` rows, which ``finish_pruning`` completes (the next retention run of the
         target, or ``recover_interrupted`` when a controller starts). A backup whose removal
         fails stays ``pruning`` and is named in ``errors``; the others go on."""
+        return self.finish_pruning(settings, self.mark_pruning(records, reason=reason))
+
+    def mark_pruning(self, records: Sequence[BackupRecord], *, reason: str) -> list[BackupRecord]:
+        """Mark every backup ``pruning`` (first step of ``prune``; nothing is deleted)."""
         marked = [self.catalogue.begin_prune(record.id, reason=reason) for record in records]
         self._crash_point("prune:marked")
-        return self.finish_pruning(settings, marked)
+        return marked
 
     def finish_pruning(
         self, settings: BackupSettings, records: Sequence[BackupRecord]
@@ -303,7 +314,7 @@ class Backups:
         skipped); the caller holds their target's lock."""
         from zerodown.backup.restic import Restic
 
-        errors: list[str] = []
+        errors: list[tuple[str, list[int]]] = []
         removed: list[BackupRecord] = []
         by_repository: dict[Path, tuple[Restic, list[BackupRecord]]] = {}
         files_removed: list[tuple[BackupRecord, int]] = []
@@ -316,7 +327,7 @@ class Backups:
                 if record.artifacts:
                     target.remove(record.artifacts)
             except ZerodownError as exc:
-                errors.append(f"backup {record.id}: {exc.message}")
+                errors.append((f"backup {record.id}: {exc.message}", [record.id]))
                 continue
             restic = getattr(target, "restic", None)
             snapshots = [a for a in record.artifacts if a.location.startswith("restic:")]
@@ -334,8 +345,11 @@ class Backups:
                 figures = restic.prune()
             except ZerodownError as exc:
                 errors.append(
-                    f"restic prune of {restic.repository} failed, so backup(s) {ids} stay "
-                    f"pruning until a prune succeeds: {exc.message}"
+                    (
+                        f"restic prune of {restic.repository} failed, so backup(s) {ids} stay "
+                        f"pruning until a prune succeeds: {exc.message}",
+                        [r.id for r in waiting],
+                    )
                 )
                 continue
             figures["backup_ids"] = [r.id for r in waiting]
@@ -357,10 +371,17 @@ class Backups:
                 f"({sum(r.size_bytes or 0 for r in removed)} bytes recorded)",
                 {"backup_ids": [r.id for r in removed]},
             )
-        for error in errors:
-            self._service_event(settings.service, "backup.prune_failed", error, {})
+        for error, failed_ids in errors:
+            data = {"backup_ids": failed_ids}
+            self._service_event(settings.service, "backup.prune_failed", error, data)
+        freed = sum(freed for _, freed in files_removed) + sum(
+            int(r["freed_bytes"]) for r in repositories
+        )
         return PruneOutcome(
-            removed=tuple(removed), repositories=tuple(repositories), errors=tuple(errors)
+            removed=tuple(removed),
+            repositories=tuple(repositories),
+            failures=tuple((error, tuple(ids)) for error, ids in errors),
+            freed_bytes=freed,
         )
 
     def _pruned(self, record: BackupRecord, detail: Mapping[str, Any]) -> BackupRecord:
@@ -414,6 +435,7 @@ class Backups:
             settings = settings_of(service)
             if settings is None:
                 continue
+            self._release_dead_lock(service, target)
             try:
                 with self.target_lock(service, target):
                     current = [self.catalogue.get_backup(r.id) for r in records]
@@ -424,6 +446,13 @@ class Backups:
                 log.warning("finishing the removal of %s/%s: %s", service, target, error)
             done.extend(outcome.removed)
         return done
+
+    def _release_dead_lock(self, service: str, target: str) -> None:
+        """Release the target's lock when the process holding it is gone (killed mid-way)."""
+        name = _lock_name(service, target)
+        lock = self.store.get_lock(name)
+        if lock is not None and lock.owner != self.owner and owner_alive(lock.owner) is False:
+            self.store.release_lock(name, owner=lock.owner)
 
     def _clean_leftovers(self, settings: BackupSettings, record: BackupRecord) -> list[str]:
         removed: list[str] = []

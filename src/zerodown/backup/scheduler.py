@@ -11,6 +11,13 @@ run waits for the next cron time rather than retrying in a loop.
 A backup already running for a target (a manual run, another controller) holds the target's
 lock; the scheduler then skips it until the next tick.
 
+After each scheduled backup that succeeds, the target's retention rules (``retention``, its own
+or the section's) are applied for real (``apply_retention``): the backups they no longer keep
+are removed, so a schedule never fills the disk. A target without rules keeps everything.
+Neither writes a Deployment Operations Report (many run a day): the catalogue, the event log
+(``backup.succeeded``, ``backup.pruned``...) and the metrics below record them, and a failure
+raises the ``ZerodownBackupFailed`` alert.
+
 ``collect`` is a metrics collector (``zerodown.core.samples``) publishing, per service and
 target: ``zerodown_backup_last_success_timestamp_seconds`` (0 before any), the counter
 ``zerodown_backup_failures_total`` and ``zerodown_backup_max_age_seconds`` (only for targets
@@ -30,6 +37,7 @@ from typing import Final
 
 from croniter import croniter
 
+from zerodown.backup.retention import RetentionPolicy, apply_retention
 from zerodown.backup.runner import Backups, ServingRelease
 from zerodown.backup.settings import BackupSettings
 from zerodown.core.clock import Clock, SystemClock
@@ -170,7 +178,20 @@ class BackupScheduler:
                 ServiceName(settings.service), target=target.name, limit=1
             )
             return newest[0].id if newest else None
+        self._apply_retention(settings, target)
         return record.id
+
+    def _apply_retention(self, settings: BackupSettings, target: BackupTargetSpec) -> None:
+        """Remove the backups the target's rules no longer keep (none without rules)."""
+        if RetentionPolicy.from_spec(settings.retention(target.name)).empty:
+            return
+        try:
+            run = apply_retention(self.backups, settings, target.name, dry_run=False)
+        except ZerodownError as exc:  # a backup of the target started meanwhile: next time
+            log.warning("retention of %s/%s not applied: %s", settings.service, target.name, exc)
+            return
+        for error in run.errors:  # also in the event log as backup.prune_failed
+            log.warning("retention of %s/%s: %s", settings.service, target.name, error)
 
     def _report_overdue(
         self, settings: BackupSettings, target: BackupTargetSpec, now: datetime

@@ -33,12 +33,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import psutil
 
 from zerodown.checks.base import CheckResult, CheckStatus, describe_error, worst_status
+from zerodown.core import redact
 from zerodown.spec import defaults
 from zerodown.spec.durations import format_duration
 from zerodown.spec.models import (
@@ -71,7 +72,6 @@ _OUTPUT_TAIL: Final = 4000
 _MTIME_SLACK_S: Final = 2.0
 """File systems with coarse timestamps may date a file written just now a little earlier."""
 _PG_MIN_CONNECT_TIMEOUT_S: Final = 2
-_MASK: Final = "***"
 _USER_AGENT: Final = "zerodown-check"
 
 
@@ -229,20 +229,7 @@ def check_capacity(spec: ServiceSpec, *, instances: int, state_dir: Path) -> Che
 
 def mask_url(url: str) -> str:
     """``url`` with any password (in the authority or a ``password=`` parameter) as ``***``."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, hosts = netloc.rpartition("@")
-            user, has_password, _ = userinfo.partition(":")
-            netloc = f"{user}:{_MASK}@{hosts}" if has_password else netloc
-        query = parts.query
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(key == "password" for key, _ in pairs):
-            query = urlencode([(k, _MASK if k == "password" else v) for k, v in pairs], safe="*")
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
-    except ValueError:
-        return url.split("://", 1)[0] + "://" + _MASK
+    return redact.mask_url(url)
 
 
 def check_dependencies(spec: ServiceSpec) -> list[CheckResult]:

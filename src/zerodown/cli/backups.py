@@ -1,13 +1,16 @@
-"""``zerodown backup run|list|targets|verify|restore``: backups from the terminal.
+"""``zerodown backup run|list|targets|verify|restore|forget``: backups from the terminal.
 
 The command group is built by ``backup_commands`` from what every command of ``cli/app.py``
 uses (the output for ``--json`` or people, the state directory, who is asking), so this module
 does not import the app. Each command is a client of the controller's backup routes; a backup or
 a verification runs inside the call, so these clients wait up to ``BACKUP_TIMEOUT_SECONDS``.
 
-Exit codes: 0 done; 1 the backup, check or restore failed, or ``verify`` found corruption;
-2 bad input (unknown service, target or backup); 3 refused (the destination exists and
-``--force`` was not given, a backup already running).
+Exit codes: 0 done; 1 the backup, check, restore or a removal failed, or a backup was found
+corrupted; 2 bad input (unknown service, target or backup); 3 refused (the destination exists
+and ``--force`` was not given, a backup of the target already running).
+
+``run``, ``restore`` and ``forget`` (not ``--dry-run``) write a Deployment Operations Report
+and print where.
 
 ``confirm_rollback_data`` is the confirmation ``zerodown rollback --with-data`` asks for.
 """
@@ -103,7 +106,7 @@ def backup_commands(
     """The ``backup`` command group."""
     group = typer.Typer(
         name="backup",
-        help="Backups: take, list, verify and restore them.",
+        help="Backups: take, list, verify, restore and forget them.",
         no_args_is_help=True,
         rich_markup_mode=None,
     )
@@ -117,22 +120,35 @@ def backup_commands(
         target: Annotated[
             str | None, typer.Option(help="One target (default: every target).")
         ] = None,
+        verify: Annotated[
+            bool,
+            typer.Option(
+                "--verify/--no-verify",
+                help="Re-read and check each backup after taking it (as 'backup verify').",
+            ),
+        ] = True,
         as_json: JsonOpt = False,
     ) -> None:
-        """Back up now: one target, or all of them in spec order."""
+        """Back up now: one target, or all of them in spec order; then check each backup."""
         out = output(as_json)
         with client() as api:
-            data = api.post(f"/v1/services/{service}/backups", {"target": target})
+            data = api.post(f"/v1/services/{service}/backups", {"target": target, "verify": verify})
         if as_json:
-            out.json({"ok": True, **data})
-            return
-        for b in data["backups"]:
-            artifact = b["artifacts"][0]
-            out.line(
-                f"backup {b['id']} of {b['target']} ({b['kind']}): {_size(b['size_bytes'])} in "
-                f"{b['duration_s']:.2f}s, sha256 {artifact['sha256'][:16]}",
-                "green",
-            )
+            out.json(data)
+        else:
+            checked = {v["backup_id"]: v for v in data.get("verifications", [])}
+            for b in data["backups"]:
+                artifact = b["artifacts"][0]
+                found = checked.get(b["id"])
+                note = "" if found is None else f"; verify: {found['status']}"
+                out.line(
+                    f"backup {b['id']} of {b['target']} ({b['kind']}): {_size(b['size_bytes'])} "
+                    f"in {b['duration_s']:.2f}s, sha256 {artifact['sha256'][:16]}{note}",
+                    "green" if found is None or found["status"] == "ok" else "red",
+                )
+            _report_line(out, data.get("report"))
+        if not data.get("ok", True):
+            raise typer.Exit(1)
 
     @group.command("list")
     def list_(
@@ -235,5 +251,90 @@ def backup_commands(
         )
         if report.get("details", {}).get("previous_moved_to"):
             out.line(f"the data it replaced is in {report['details']['previous_moved_to']}")
+        _report_line(out, data.get("report"))
+
+    @group.command("forget")
+    def forget(
+        service: ServiceArg,
+        target: Annotated[
+            str | None, typer.Option(help="One target (default: every target).")
+        ] = None,
+        dry_run: Annotated[
+            bool,
+            typer.Option(
+                "--dry-run", help="Remove nothing: list what each rule keeps and what it forgets."
+            ),
+        ] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Apply the retention rules: keep the backups they keep, remove the others (files
+        deleted, restic snapshots forgotten and pruned); exit 1 if a removal failed."""
+        out = output(as_json)
+        with client() as api:
+            data = api.post(
+                f"/v1/services/{service}/backups/forget", {"target": target, "dry_run": dry_run}
+            )
+        if as_json:
+            out.json(data)
+        else:
+            for run in data["targets"]:
+                _print_retention(out, run, dry_run=data["dry_run"])
+            for repository in data.get("repositories", []):
+                out.line(
+                    f"restic prune of {repository['repository']}: "
+                    f"{_size(repository['freed_bytes'])} freed in "
+                    f"{repository['duration_s']:.2f}s"
+                )
+            if not data["dry_run"]:
+                out.line(f"{_size(data.get('freed_bytes'))} freed on disk in all", "bold")
+            for error in data["errors"]:
+                out.line(error, "red")
+            _report_line(out, data.get("report"))
+        if not data["ok"]:
+            raise typer.Exit(1)
 
     return group
+
+
+def _report_line(out: Output, report: dict[str, Any] | None) -> None:
+    if report and report.get("markdown"):
+        out.line(f"report: {report['markdown']}")
+
+
+def _print_retention(out: Output, run: dict[str, Any], *, dry_run: bool) -> None:
+    """restic's ``forget`` listing: the policy, then the backups kept (with every rule that
+    keeps each one) and those forgotten, newest first."""
+    out.line(f"{run['target']}: applying policy: {run['policy']}", "bold")
+    kept = [d for d in run["decisions"] if d["keep"]]
+    gone = [d for d in run["decisions"] if not d["keep"]]
+    if kept:
+        out.line(f"keep {len(kept)} backup(s):")
+        table = Table(box=None, pad_edge=False)
+        for column in ("ID", "TIME (UTC)", "SIZE", "REASONS"):
+            table.add_column(column)
+        for d in kept:
+            reasons = "\n".join(f"{r['text']} ({r['rule']})" for r in d["reasons"])
+            table.add_row(
+                str(d["backup_id"]), _when(d["started_at"]), _size(d["size_bytes"]), reasons
+            )
+        out.out.print(table)
+    if gone:
+        verb = "would remove" if dry_run else "remove"
+        out.line(f"{verb} {len(gone)} backup(s):")
+        table = Table(box=None, pad_edge=False)
+        for column in ("ID", "TIME (UTC)", "SIZE"):
+            table.add_column(column)
+        for d in gone:
+            table.add_row(str(d["backup_id"]), _when(d["started_at"]), _size(d["size_bytes"]))
+        out.out.print(table)
+    if not run["decisions"]:
+        out.line("no good backups to apply it to")
+    if dry_run:
+        return
+    deleted = f"; {_size(run['freed_bytes'])} of files deleted" if run["freed_bytes"] else ""
+    out.line(
+        f"removed {len(run['removed'])} backup(s), {_size(run['removed_bytes'])} recorded"
+        + deleted
+        + (f"; finished {len(run['resumed'])} interrupted removal(s)" if run["resumed"] else ""),
+        "green" if not run["errors"] else "yellow",
+    )

@@ -93,9 +93,9 @@ def dr_commands(
 
     @group.command("drill")
     def drill(service: ServiceArg, as_json: JsonOpt = False) -> None:
-        """Restore the newest backups into a scratch folder, start the service on them, run
-        its smoke tests, measure RTO and RPO against the spec's objectives, clean up, and
-        write the report. Exit 1 when the drill fails."""
+        """Restore the newest backups into a scratch folder (PostgreSQL into a scratch
+        database), start the service on them, run its smoke tests, measure RTO and RPO against
+        the spec's objectives, clean up, and write the report. Exit 1 when the drill fails."""
         out = output(as_json)
         with client() as api:
             data = api.post(f"/v1/services/{service}/dr/drill")

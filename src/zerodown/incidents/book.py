@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -33,8 +32,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from ruamel.yaml import YAML
+
 from zerodown.core.clock import Clock
 from zerodown.core.errors import InputError, PermanentError, RefusedError, TemporaryError
+from zerodown.core.redact import MASK, is_secret_key, redact_text
 from zerodown.core.types import Revision, ServiceName
 from zerodown.incidents.impact import impact_between, not_measured, rollback_facts
 from zerodown.incidents.lifecycle import (
@@ -62,10 +64,6 @@ _MEASURE_SLACK_SECONDS = 5.0
 _MOVE_ATTEMPTS = 5
 _MAX_TITLE = 200
 _MAX_CHANGED_LINES = 40
-_SECRET_LINE = re.compile(
-    r"^(?P<head>\s*[-\w.]*(?:pass|secret|token|credential|api[-_]?key)[-\w.]*\s*:\s*)\S.*$",
-    re.IGNORECASE,
-)
 
 
 class IncidentBook:
@@ -434,25 +432,55 @@ def _epoch(value: datetime | float, field: str) -> float:
 
 
 def _spec_changes(stable: ReleaseRecord | None, release: ReleaseRecord) -> builtins.list[str]:
-    """The spec lines that changed from the stable release to this one (values of keys that
-    look secret are masked)."""
+    """The spec settings that changed from the stable release to this one, one line each:
+    ``- path: old`` then ``+ path: new``. Values of environment variables and of keys that look
+    secret are masked, and so are passwords inside URLs anywhere."""
     if stable is None or stable.spec_text == release.spec_text:
         return []
-    diff = difflib.unified_diff(
-        stable.spec_text.splitlines(), release.spec_text.splitlines(), lineterm="", n=0
-    )
-    lines = [
-        _mask(line) for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    ]
+    before, after = _flatten_spec(stable.spec_text), _flatten_spec(release.spec_text)
+    lines: builtins.list[str] = []
+    for path in sorted(before.keys() | after.keys()):
+        old, new = before.get(path), after.get(path)
+        if old == new:
+            continue
+        if old is not None:
+            lines.append(f"- {path}: {_shown(path, old)}")
+        if new is not None:
+            lines.append(f"+ {path}: {_shown(path, new)}")
     if len(lines) > _MAX_CHANGED_LINES:
         lines = [*lines[:_MAX_CHANGED_LINES], f"... {len(lines) - _MAX_CHANGED_LINES} more"]
     return lines
 
 
-def _mask(line: str) -> str:
-    sign, body = line[:1], line[1:]
-    match = _SECRET_LINE.match(body)
-    return f"{sign}{match.group('head')}***" if match else line
+def _flatten_spec(text: str) -> dict[str, str]:
+    """Every leaf of a spec as ``dotted.path[index]`` -> its value as text; {} if unreadable."""
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except Exception:  # a stored spec always parsed once; never fail a postmortem over it
+        return {}
+    leaves: dict[str, str] = {}
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{path}[{index}]")
+        else:
+            leaves[path] = "null" if node is None else str(node)
+
+    walk(data, "")
+    return leaves
+
+
+def _shown(path: str, value: str) -> str:
+    parts = [part for part in re.split(r"[.\[\]]+", path) if part]
+    if any(is_secret_key(part) for part in parts):
+        return MASK
+    if parts[0] == "env" and any(part.isdigit() for part in parts):
+        return MASK  # a list of name/value pairs: the name that says "secret" is a sibling
+    return redact_text(value)
 
 
 def _create(path: Path, text: str) -> bool:

@@ -153,6 +153,9 @@ _TYPE_BY_STRATEGY: Final = {
     "initial": "Initial",
     "rollback": "Rollback",
     "dr-drill": "DR Drill",
+    "backup": "Backup",
+    "restore": "Restore",
+    "retention": "Retention",
 }
 _DRILL_STEP_KINDS: Final = frozenset(
     {
@@ -170,6 +173,24 @@ _DRILL_STEP_KINDS: Final = frozenset(
     }
 )
 """A DR drill's steps (``zerodown.backup.dr``): the operation ``drill`` shows these."""
+DATA_OPERATIONS: Final = frozenset({"backup", "restore", "retention"})
+"""Operations on a service's data (``zerodown.backup``), not deployments: their figures are in
+the release's ``state["operation"]``, their steps are the backup events below."""
+_DATA_STEP_KINDS: Final = frozenset(
+    {
+        "backup.operation.started",
+        "backup.succeeded",
+        "backup.failed",
+        "backup.verified",
+        "backup.corrupted",
+        "backup.restored",
+        "backup.retention",
+        "backup.pruned",
+        "backup.repository_pruned",
+        "backup.prune_failed",
+        "backup.operation.finished",
+    }
+)
 _INSTANCE_REVISION = re.compile(r"-r(\d+)-")
 
 
@@ -656,6 +677,7 @@ def _impact(f: Facts, status: JSON) -> JSON:
     return {
         "service": f.data.service,
         "drill": dict(drill) if drill else None,
+        "operation": _operation_impact(f),
         "new": _release_ref(f.new, f.version),
         "previous": _release_ref(f.stable, f.stable_version),
         "instances_replaced": replaced,
@@ -667,6 +689,39 @@ def _impact(f: Facts, status: JSON) -> JSON:
         "traffic_source": traffic.source,
         "traffic_reason": None if traffic.source else "no_traffic",
         "users": _not_measured("no_user_identity"),
+    }
+
+
+def _operation(f: Facts) -> Mapping[str, Any]:
+    """The figures of an operation on the data (``DATA_OPERATIONS``); empty for others."""
+    if f.operation not in DATA_OPERATIONS:
+        return {}
+    return _mapping(f.state.get("operation"))
+
+
+def _operation_impact(f: Facts) -> JSON | None:
+    """What an operation on the data did to what users see: nothing, except a restore over
+    the live data."""
+    op = _operation(f)
+    if not op:
+        return None
+    backups = [_mapping(b) for b in op.get("backups") or ()]
+    done = [b for b in backups if b.get("status") == "succeeded"]
+    return {
+        "kind": f.operation,
+        "targets": ", ".join(str(t) for t in op.get("targets") or ()) or "-",
+        "backups": len(done),
+        "bytes": sum(_int(b.get("size_bytes")) or 0 for b in done),
+        "backup_id": _int(op.get("backup_id")),
+        "target": str(op.get("target") or ""),
+        "destination": str(op.get("destination") or ""),
+        "replaced_live": bool(op.get("replaced_live")),
+        "bytes_written": _int(op.get("bytes_written")),
+        "data_age_s": _round(_float(op.get("data_age_s"))),
+        "moved_aside": str(op.get("moved_aside") or "") or None,
+        "kept": _int(op.get("kept")),
+        "removed": _int(op.get("removed")),
+        "removed_bytes": _int(op.get("removed_bytes")),
     }
 
 
@@ -879,8 +934,25 @@ def _resource_usage(f: Facts) -> JSON:
             "free_min": _bytes(min(free)) if free else None,
         }
     else:
-        storage = _not_measured(_no_host_reason(f))
+        storage = _backup_disk(f) or _not_measured(_no_host_reason(f))
     return {"cpu": cpu, "memory": memory, "storage": storage, "network": _network(f)}
+
+
+def _backup_disk(f: Facts) -> JSON | None:
+    """The file system the backups went to, measured once when the operation ended
+    (operations on the data, which take no host samples)."""
+    storage = _backup_storage(_operation(f))
+    if storage is None or storage["used_percent"] is None:
+        return None
+    return {
+        "measured": True,
+        "scope": "backup_storage",
+        "path": storage["path"],
+        "average_percent": storage["used_percent"],
+        "peak_percent": storage["used_percent"],
+        "free_min": storage["free"],
+        "samples": 1,
+    }
 
 
 def _network(f: Facts) -> JSON:
@@ -935,7 +1007,11 @@ def _execution(f: Facts) -> JSON:
     steps: list[JSON] = []
     omitted = 0
     for event in f.events:
-        if event.kind not in _STEP_KINDS and event.kind not in _DRILL_STEP_KINDS:
+        if (
+            event.kind not in _STEP_KINDS
+            and event.kind not in _DRILL_STEP_KINDS
+            and event.kind not in _DATA_STEP_KINDS
+        ):
             continue
         if event.kind == "analysis.verdict":
             outcome = _mapping(event.data.get("verdict")).get("outcome")
@@ -1513,6 +1589,15 @@ def _incident(f: Facts, status: JSON) -> JSON:
         }
     if f.status == "failed" and f.operation == "drill":
         return {"incident": False, "kind": "drill_failed", "reason": f.reason}
+    if f.operation in DATA_OPERATIONS:
+        # A failed backup, restore or removal is no outage: the live service kept serving.
+        replaced = bool(_operation(f).get("replaced_live"))
+        return {
+            "incident": False,
+            "kind": f"{f.operation}_failed" if f.status == "failed" else f.operation,
+            "replaced_live": replaced,
+            "reason": f.reason,
+        }
     if f.status == "failed":
         return {"incident": True, "kind": "failed", "reason": f.reason, "restored_revision": None}
     if f.operation == "drill":
@@ -1573,6 +1658,9 @@ def _lessons(f: Facts, status: JSON) -> JSON:
             )
     elif f.status == "failed":
         items.append({"id": "failed", "reason": f.reason})
+    if f.operation in DATA_OPERATIONS:
+        items.extend(_operation_lessons(f))
+        return {"items": items, "count": len(items)}
     if f.operation == "drill":
         drill = _mapping(f.state.get("drill"))
         for objective in ("rto", "rpo"):
@@ -1620,6 +1708,57 @@ def _lessons(f: Facts, status: JSON) -> JSON:
     return {"items": items, "count": len(items)}
 
 
+def _operation_lessons(f: Facts) -> list[JSON]:
+    """What an operation on the data measured, as the baseline for the next one."""
+    op = _operation(f)
+    items: list[JSON] = []
+    if f.operation == "backup":
+        for backup in (_mapping(b) for b in op.get("backups") or ()):
+            if backup.get("status") != "succeeded":
+                continue
+            size = _int(backup.get("size_bytes")) or 0
+            seconds = _float(backup.get("duration_s"))
+            previous = _int(backup.get("previous_size_bytes"))
+            items.append(
+                {
+                    "id": "backup_measured",
+                    "target": str(backup.get("target") or ""),
+                    "backup_id": _int(backup.get("backup_id")),
+                    "size": _bytes(size),
+                    "seconds": _round(seconds),
+                    "rate": _rate(size / seconds) if seconds else None,
+                    "previous_size": _bytes(previous),
+                    "growth_percent": _percent((size - previous) / previous) if previous else None,
+                }
+            )
+    elif f.operation == "restore" and op.get("bytes_written") is not None:
+        seconds = _float(op.get("duration_s"))
+        written = _int(op.get("bytes_written")) or 0
+        items.append(
+            {
+                "id": "restore_measured",
+                "backup_id": _int(op.get("backup_id")),
+                "target": str(op.get("target") or ""),
+                "size": _bytes(written),
+                "seconds": _round(seconds),
+                "rate": _rate(written / seconds) if seconds else None,
+                "data_age_s": _round(_float(op.get("data_age_s"))),
+            }
+        )
+    elif f.operation == "retention":
+        items.append(
+            {
+                "id": "retention_measured",
+                "kept": _int(op.get("kept")) or 0,
+                "removed": _int(op.get("removed")) or 0,
+                "removed_size": _bytes(_int(op.get("removed_bytes")) or 0),
+                "freed": _bytes(_int(op.get("freed_bytes")) or 0),
+                "prune_s": _round(_float(op.get("prune_s"))),
+            }
+        )
+    return items
+
+
 # Recommendations ------------------------------------------------------------------------------
 def _triggered(sections: JSON, rule_id: str) -> JSON | None:
     for rule in sections["performance"]["bottlenecks"]["rules"]:
@@ -1645,6 +1784,8 @@ def _recommendations(f: Facts, sections: JSON) -> JSON:
         )
     elif f.status == "failed" and f.operation == "drill":
         urgent.append({"id": "drill_failed", "reason": f.reason})
+    elif f.status == "failed" and f.operation in DATA_OPERATIONS:
+        urgent.append({"id": f"{f.operation}_failed", "reason": f.reason})
     elif f.status == "failed":
         urgent.append({"id": "service_down", "revision": f.new, "reason": f.reason})
     # A drill's copy is stopped on purpose when the drill ends: that is no missing instance.
@@ -1712,12 +1853,18 @@ def _recommendations(f: Facts, sections: JSON) -> JSON:
         preventive.append({"id": "check_restarts", "value": restarts["value"]})
     if not f.data.alerts and f.status in ("rolled_back", "failed"):
         preventive.append({"id": "alert_rules"})
+    op = _operation(f)
+    for key in ("unverified", "unscheduled", "no_retention"):
+        names = [str(name) for name in op.get(key) or ()]
+        if names:
+            preventive.append({"id": f"backups_{key}", "names": ", ".join(names)})
     if not preventive:
         preventive.append({"id": "keep_guards"})
 
     scaling = sections["performance"]["scaling"]
     storage = sections["infrastructure"]["resource_usage"]["storage"]
     memory = sections["infrastructure"]["resource_usage"]["memory"]
+    host_disk = storage.get("scope") == "host"  # the backups' file system is shown apart
     capacity = {
         "measured": bool(scaling.get("measured")),
         "reason": scaling.get("reason"),
@@ -1729,16 +1876,34 @@ def _recommendations(f: Facts, sections: JSON) -> JSON:
         "estimated_capacity_rps": scaling["estimated_capacity_rps"],
         "headroom_factor": scaling["headroom_factor"],
         "recommended_replicas": scaling.get("recommended_replicas"),
-        "disk_free": storage.get("free_min"),
-        "disk_peak_percent": storage.get("peak_percent"),
+        "disk_free": storage.get("free_min") if host_disk else None,
+        "disk_peak_percent": storage.get("peak_percent") if host_disk else None,
         "memory_peak_percent": memory.get("peak_percent"),
         "memory_total": memory.get("total"),
+        "backup_storage": _backup_storage(op),
     }
     return {
         "urgent_actions": {"items": urgent, "count": len(urgent)},
         "improvements": {"items": improvements, "count": len(improvements)},
         "preventive_actions": {"items": preventive, "count": len(preventive)},
         "capacity_planning": capacity,
+    }
+
+
+def _backup_storage(op: Mapping[str, Any]) -> JSON | None:
+    """Where backups are kept and how much room is left there (operations on the data)."""
+    storage = _mapping(op.get("storage"))
+    total = _int(storage.get("total_bytes"))
+    free = _int(storage.get("free_bytes"))
+    if not storage or total is None or free is None:
+        return None
+    return {
+        "path": str(storage.get("path") or ""),
+        "free": _bytes(free),
+        "total": _bytes(total),
+        "used_percent": _usage(100 * (total - free) / total) if total else None,
+        "service_backups": _bytes(_int(storage.get("service_bytes"))),
+        "service_backup_count": _int(storage.get("service_backups")),
     }
 
 

@@ -19,7 +19,9 @@ from zerodown.core.errors import InputError
 
 __all__ = ["OPERATIONS", "ReportInput"]
 
-OPERATIONS = frozenset({"deploy", "up", "rollback", "abort", "backup", "drill"})
+OPERATIONS = frozenset(
+    {"deploy", "up", "rollback", "abort", "backup", "restore", "retention", "drill"}
+)
 """Operations a report can describe; others are accepted and shown by name."""
 
 

@@ -222,6 +222,8 @@ class _Fields:
                 address=drill.get("address") or "-",
                 new=self.rev(f["new"]),
             ), [w("impact_drill_users")]
+        if f.get("operation"):
+            return self.operation_impact(f["service"], f["operation"])
         if f["previous"] is None:
             head = w(
                 "impact_first",
@@ -257,6 +259,39 @@ class _Fields:
             requests += " " + w("impact_from_samples")
         users = w("impact_users", reason=self.reason(f["users"]["reason"]))
         return head + w("list_sep") + requests, [users]
+
+    def operation_impact(self, service: str, op: JSON) -> Rendered:
+        """A backup, a restore or a retention run: who was affected, in their figures."""
+        w = self.words
+        kind = op["kind"]
+        if kind == "backup":
+            head = w("impact_backup", service=service, count=op["backups"], targets=op["targets"])
+            size = w("impact_bytes", bytes=op["bytes"])
+            return head + w("list_sep") + size, [w("impact_backup_users")]
+        if kind == "restore":
+            if op["bytes_written"] is None:  # it failed before writing anything
+                return w("impact_restore_failed", service=service, id=op["backup_id"]), []
+            slots = {
+                "service": service,
+                "id": op["backup_id"],
+                "target": op["target"],
+                "destination": op["destination"],
+                "bytes": op["bytes_written"],
+            }
+            if not op["replaced_live"]:
+                return w("impact_restore", **slots), [w("impact_restore_users")]
+            users = w("impact_restore_live_users", age=self.n(op["data_age_s"]))
+            if op["moved_aside"]:
+                users += w("list_sep") + w("impact_restore_moved", moved=op["moved_aside"])
+            return w("impact_restore_live", **slots), [users]
+        head = w(
+            "impact_retention",
+            service=service,
+            removed=self.n(op["removed"]),
+            removed_bytes=self.n(op["removed_bytes"]),
+            kept=self.n(op["kept"]),
+        )
+        return head, [w("impact_retention_users")]
 
     # infrastructure
     def health_score(self, f: JSON) -> Rendered:
@@ -371,6 +406,11 @@ class _Fields:
     def storage(self, f: JSON) -> Rendered:
         if not f["measured"]:
             return self.not_measured(f), []
+        if f.get("scope") == "backup_storage":
+            used = num(f["average_percent"])
+            return self.words(
+                "storage_backup", used=used, free=self.qty(f["free_min"]), path=f["path"]
+            ), []
         value = self.words(
             "storage",
             average=num(f["average_percent"]),
@@ -767,6 +807,12 @@ class _Fields:
             return w("incident_drill"), []
         if kind == "drill_failed":
             return w("incident_drill_failed", reason=f["reason"] or "-"), []
+        if kind in ("backup", "retention") or (kind == "restore" and not f["replaced_live"]):
+            return w(f"incident_{kind}"), []
+        if kind == "restore":
+            return w("incident_restore_live"), []
+        if kind in ("backup_failed", "restore_failed", "retention_failed"):
+            return w(f"incident_{kind}", reason=f["reason"] or "-"), []
         target = self.rev(f["restored"])
         within = w("within") if f.get("within_target") else w("not_within")
         if kind == "manual_rollback":
@@ -865,6 +911,8 @@ class _Fields:
             return w("lesson_instance_restarts", restarts=item["restarts"], crashes=item["crashes"])
         if kind in ("drill_rto", "drill_rpo"):
             return self.drill_objective(kind, item)
+        if kind in ("backup_measured", "restore_measured", "retention_measured"):
+            return self.operation_lesson(kind, item)
         if kind == "first_baseline":
             return w(
                 "lesson_first_baseline_recorded"
@@ -890,6 +938,40 @@ class _Fields:
             target=num(target),
             verdict=verdict,
         )
+
+    def operation_lesson(self, kind: str, item: JSON) -> str:
+        """What a backup, restore or retention run measured, as the next one's baseline."""
+        w = self.words
+        if kind == "retention_measured":
+            text = w(
+                "lesson_retention",
+                kept=item["kept"],
+                removed=item["removed"],
+                removed_size=self.qty(item["removed_size"]),
+                freed=self.qty(item["freed"]),
+            )
+            if item["prune_s"] is not None:
+                text += w("list_sep") + w("lesson_prune", seconds=num(item["prune_s"]))
+            return text
+        slots = {
+            "target": item["target"],
+            "id": item["backup_id"],
+            "size": self.qty(item["size"]),
+            "seconds": self.n(item["seconds"]),
+            "rate": self.qty(item["rate"]),
+        }
+        if kind == "restore_measured":
+            return w("lesson_restore", age=self.n(item["data_age_s"]), **slots)
+        text = w("lesson_backup", **slots)
+        if item["growth_percent"] is not None:
+            text += w("list_sep") + w(
+                "lesson_backup_growth",
+                previous=self.qty(item["previous_size"]),
+                growth=num(item["growth_percent"]),
+            )
+        else:
+            text += w("list_sep") + w("lesson_backup_first")
+        return text
 
     def lessons(self, f: JSON) -> Rendered:
         return self.listed([self.lesson(item) for item in f["items"]])
@@ -965,6 +1047,19 @@ class _Fields:
             )
         if not f["measured"]:
             parts.append(w("capacity_not_measured", reason=self.reason(f["reason"])))
+        storage = f.get("backup_storage")
+        if storage:
+            parts.append(
+                w(
+                    "capacity_backup_storage",
+                    path=storage["path"],
+                    free=self.qty(storage["free"]),
+                    total=self.qty(storage["total"]),
+                    used=self.n(storage["used_percent"]),
+                    count=self.n(storage["service_backup_count"]),
+                    size=self.qty(storage["service_backups"]),
+                )
+            )
         return w("list_sep").join(parts), []
 
     def next_actions(self) -> list[str]:
@@ -986,6 +1081,9 @@ _URGENT_KEYS = frozenset(
         "review_abort",
         "service_down",
         "drill_failed",
+        "backup_failed",
+        "restore_failed",
+        "retention_failed",
         "restore_instances",
         "postcheck_failed",
         "review_alerts",

@@ -180,6 +180,61 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "使用者: 演練只收到 zerodown 的煙霧測試請求",
         "users: the drill's copy served only zerodown's smoke tests",
     ),
+    "impact_backup": (
+        "服務 {service}: 無使用者受影響: 這是備份 (維運操作, 不是部署), 讀取了 {count} 個備份的"
+        "線上資料 (目標 {targets}), 沒有修改任何資料, 服務照常運作",
+        "service {service}: no user affected: a backup (an operation, not a deployment) read the "
+        "live data into {count} backup(s) (targets {targets}); nothing was changed and the "
+        "service kept serving",
+    ),
+    "impact_bytes": ("共 {bytes} bytes", "{bytes} bytes in all"),
+    "impact_backup_users": (
+        "使用者: 備份期間服務照常回應請求; 備份對回應時間的影響沒有量測",
+        "users: the service kept answering during the backup; the backup's effect on response "
+        "times was not measured",
+    ),
+    "impact_restore": (
+        "服務 {service}: 無使用者受影響: 這是還原 (維運操作, 不是部署), 備份 #{id} ({target}) "
+        "還原到新的位置 {destination} ({bytes} bytes); 線上資料未被觸及",
+        "service {service}: no user affected: a restore (an operation, not a deployment) put "
+        "backup #{id} ({target}) in a new place, {destination} ({bytes} bytes); the live data "
+        "was not touched",
+    ),
+    "impact_restore_users": (
+        "使用者: 仍然使用原本的線上資料",
+        "users: still served from the live data as it was",
+    ),
+    "impact_restore_live": (
+        "服務 {service}: 線上資料已被取代: 備份 #{id} ({target}) 依 --force 還原到線上位置 "
+        "{destination} ({bytes} bytes) (維運操作, 不是部署)",
+        "service {service}: the live data was replaced: backup #{id} ({target}) was restored "
+        "over the live location {destination} with --force ({bytes} bytes; an operation, not a "
+        "deployment)",
+    ),
+    "impact_restore_live_users": (
+        "使用者: 從此看到備份當時的資料 (備份時距今 {age} 秒); 備份之後寫入的變更不在線上資料中",
+        "users: from now on they see the data as the backup held it ({age} s old); changes "
+        "written after the backup are not in the live data any more",
+    ),
+    "impact_restore_moved": (
+        "被取代的資料移到 {moved}",
+        "the data it replaced was moved to {moved}",
+    ),
+    "impact_restore_failed": (
+        "服務 {service}: 無使用者受影響: 備份 #{id} 的還原失敗, 沒有寫入任何資料",
+        "service {service}: no user affected: the restore of backup #{id} failed and wrote nothing",
+    ),
+    "impact_retention": (
+        "服務 {service}: 無使用者受影響: 這是備份保留政策 (維運操作, 不是部署), 移除 {removed} 個"
+        "備份 ({removed_bytes} bytes), 保留 {kept} 個; 線上服務與資料未被觸及",
+        "service {service}: no user affected: retention (an operation, not a deployment) removed "
+        "{removed} backup(s) ({removed_bytes} bytes) and kept {kept}; the live service and its "
+        "data were not touched",
+    ),
+    "impact_retention_users": (
+        "使用者: 沒有受影響; 被移除的備份不能再用來還原",
+        "users: not affected; the removed backups can no longer be restored",
+    ),
     "impact_first": (
         "服務 {service}: 首次部署 {new}; 新啟動 {started} 個實例",
         "service {service}: first deployment of {new}; {started} instance(s) started",
@@ -258,6 +313,11 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     "storage": (
         "{average}% (主機平均; 峰值 {peak}%, 最少剩餘 {free})",
         "{average}% (host average; peak {peak}%, least free {free})",
+    ),
+    "storage_backup": (
+        "{used}% 已用 (備份所在的檔案系統 {path}, 操作結束時量測; 剩餘 {free})",
+        "{used}% used (the file system the backups are kept on, {path}, measured when the "
+        "operation ended; {free} free)",
     ),
     "network": (
         "送出平均 {sent} (峰值 {sent_peak}), 接收平均 {recv} (峰值 {recv_peak}); 主機整體, "
@@ -521,6 +581,37 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "the drill failed (the live service was not affected), so a real disaster could not "
         "be recovered this way: {reason}",
     ),
+    "incident_backup": (
+        "無事故: 備份完成, 使用者看到的服務沒有變化",
+        "no incident: the backup completed and nothing users see changed",
+    ),
+    "incident_restore": (
+        "無事故: 備份還原到新位置, 線上服務沒有變化",
+        "no incident: the backup was restored beside the live data; the live service did not "
+        "change",
+    ),
+    "incident_restore_live": (
+        "無事故: 線上資料是依要求 (--force) 以備份取代的, 不是故障",
+        "no incident: the live data was replaced on request (--force), not by a failure",
+    ),
+    "incident_retention": (
+        "無事故: 只移除了保留政策不再保留的備份",
+        "no incident: only backups the retention rules no longer keep were removed",
+    ),
+    "incident_backup_failed": (
+        "備份失敗 (線上服務不受影響), 所以沒有新的備份可用: {reason}",
+        "the backup failed (the live service was not affected), so there is no fresh backup: "
+        "{reason}",
+    ),
+    "incident_restore_failed": (
+        "還原失敗: {reason}",
+        "the restore failed: {reason}",
+    ),
+    "incident_retention_failed": (
+        "部分備份沒有移除 (線上服務不受影響), 在下次執行或重啟時會完成: {reason}",
+        "some backups were not removed (the live service was not affected); the next run or a "
+        "restarted controller finishes them: {reason}",
+    ),
     "incident_none": (
         "無事故: 部署過程沒有觸發回滾或失敗",
         "no incident: nothing rolled back or failed",
@@ -583,6 +674,33 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "{name}: 沒有量到 (服務沒有從備份復原)",
         "{name}: not measured (the service did not come back from the backups)",
     ),
+    "lesson_backup": (
+        "{target} 的備份 #{id}: {size}, 耗時 {seconds} 秒 ({rate})",
+        "backup #{id} of {target}: {size} in {seconds} s ({rate})",
+    ),
+    "lesson_backup_growth": (
+        "上一個成功的備份 {previous}, 變化 {growth}%",
+        "the previous good backup was {previous}: {growth}% change",
+    ),
+    "lesson_backup_first": (
+        "這是此目標第一個成功的備份, 沒有可比較的大小",
+        "the first good backup of this target: no size to compare with",
+    ),
+    "lesson_restore": (
+        "{target} 的備份 #{id} 還原了 {size}, 耗時 {seconds} 秒 ({rate}); "
+        "還原的資料是 {age} 秒前的",
+        "backup #{id} of {target}: {size} restored in {seconds} s ({rate}); the restored data is "
+        "{age} s old",
+    ),
+    "lesson_retention": (
+        "保留 {kept} 個備份, 移除 {removed} 個 (記錄大小 {removed_size}); 實際釋放磁碟 {freed}",
+        "kept {kept} backup(s), removed {removed} ({removed_size} as recorded); {freed} freed "
+        "on disk",
+    ),
+    "lesson_prune": (
+        "restic prune 耗時 {seconds} 秒",
+        "restic prune took {seconds} s",
+    ),
     "lesson_nothing_notable": (
         "過程順利: 沒有回滾, 沒有未定論的分析, 沒有實例重啟",
         "a smooth rollout: no rollback, no inconclusive analysis, no instance restart",
@@ -599,6 +717,18 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
     "urgent_drill_failed": (
         "修正災難復原: 服務無法從備份復原: {reason}",
         "fix the recovery: the service could not be restored from its backups: {reason}",
+    ),
+    "urgent_backup_failed": (
+        "修正備份, 再執行一次: {reason}",
+        "fix the backup and run it again: {reason}",
+    ),
+    "urgent_restore_failed": (
+        "查明還原失敗的原因: {reason}",
+        "find out why the restore failed: {reason}",
+    ),
+    "urgent_retention_failed": (
+        "查明移除失敗的原因 (備份維持 pruning, 之後會重試): {reason}",
+        "find out why the removal failed (the backups stay pruning and are retried): {reason}",
     ),
     "urgent_service_down": (
         "{release} 部署失敗, 服務可能沒有健康實例: {reason}",
@@ -680,6 +810,19 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "維持現有的部署前後檢查與自動回滾規則",
         "keep the current pre/post checks and automatic rollback rules",
     ),
+    "prevent_backups_unverified": (
+        "驗證備份 {names} (zerodown backup verify): 沒有重新讀取過的備份不算確認可用",
+        "verify backup(s) {names} (zerodown backup verify): a backup never re-read is not "
+        "known to restore",
+    ),
+    "prevent_backups_unscheduled": (
+        "為 {names} 設定 schedule, 讓備份不必靠人手執行",
+        "give {names} a schedule, so backups do not depend on someone running them",
+    ),
+    "prevent_backups_no_retention": (
+        "為 {names} 設定 retention, 否則備份會一直累積",
+        "set retention rules for {names}, or their backups pile up for ever",
+    ),
     "capacity_rps": (
         "目前 {replicas} 個實例處理 {rps} rps (每個實例 {per_instance} rps)",
         "{replicas} instance(s) serve {rps} rps ({per_instance} rps each)",
@@ -701,6 +844,12 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "host capacity not measured: {reason}",
     ),
     "capacity_replicas": ("建議實例數 {recommended}", "recommended instances: {recommended}"),
+    "capacity_backup_storage": (
+        "備份存放於 {path}: 剩餘 {free} / 共 {total} (已用 {used}%); "
+        "此服務有 {count} 個成功的備份, 記錄大小共 {size}",
+        "backups are kept in {path}: {free} free of {total} ({used}% used); the service has "
+        "{count} good backup(s), {size} as recorded",
+    ),
 }
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from types import ModuleType
 from typing import cast
-from urllib.parse import urlsplit, urlunsplit
 
 from zerodown.core.clock import Clock
 from zerodown.core.errors import InputError, OperationFailedError, TemporaryError, ZerodownError
+from zerodown.core.redact import mask_url
 from zerodown.store.sql import Connection, Dialect, SqlStore
 
 __all__ = ["PostgresStore"]
@@ -33,12 +33,7 @@ def _import_psycopg() -> ModuleType:
 
 def redact(url: str) -> str:
     """``url`` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    return mask_url(url)
 
 
 class PostgresDialect(Dialect):

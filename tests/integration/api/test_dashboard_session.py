@@ -76,18 +76,27 @@ def test_a_one_time_link_signs_the_browser_in_for_pages_and_the_api(
 
         # A forged or altered cookie is nobody's.
         value = client.cookies["zerodown_session"]
-        expiry, _, signature = value.partition(".")
+        expiry, session, signature = value.split(".")
         forged = httpx.get(
             f"{base}/v1/services",
-            cookies={"zerodown_session": f"{int(expiry) + 1000}.{signature}"},
+            cookies={"zerodown_session": f"{int(expiry) + 1000}.{session}.{signature}"},
             timeout=10,
         )
         assert forged.status_code == 401
+
+        # A session cannot mint login codes for itself: only the token can.
+        minted = client.post(
+            "/v1/login-codes", json={}, headers={"X-Zerodown-Action": "login", "Origin": base}
+        )
+        assert minted.status_code == 403 and minted.json()["error"]["code"] == "forbidden"
 
         out = client.post("/logout", headers={"X-Zerodown-Action": "logout"})
         assert out.status_code == 200 and "Signed out" in out.text
         assert "zerodown_session" not in client.cookies
         assert client.get("/").status_code == 401
+        # A copy of the cookie taken before signing out is refused as well.
+        copied = httpx.get(f"{base}/v1/services", cookies={"zerodown_session": value}, timeout=10)
+        assert copied.status_code == 401
 
 
 def test_pages_escape_what_users_wrote(controller: Controller, tmp_path: Path) -> None:
@@ -111,3 +120,42 @@ def test_pages_escape_what_users_wrote(controller: Controller, tmp_path: Path) -
         unknown = client.get("/services/demo/releases/99/report")
         assert unknown.status_code == 400 and "has no revision 99" in unknown.text
         assert client.get("/services/nosuch").status_code == 404
+
+
+def test_day_two_pages_show_empty_states_and_escape_what_users_wrote(
+    controller: Controller, tmp_path: Path
+) -> None:
+    """Incidents, alerts and backups pages with nothing to show; a silence comment with markup
+    shows as text; unknown or malformed incident ids are 404, a bad service filter 400."""
+    env = controller.env
+    spec = env.write_spec(tmp_path, replicas=1)
+    assert env.cli("up", str(spec), "--version", "v1").code == 0
+    comment = "<script>alert(1)</script> maintenance"
+    added = env.cli(
+        "silence", "add", 'service="demo"', "--duration", "1h", "--comment", comment, "--json"
+    )
+    assert added.code == 0, added.stderr
+    _, client = _sign_in(controller)
+    with closing(client):
+        incidents = client.get("/incidents")
+        assert incidents.status_code == 200
+        assert "script-src 'self'" in incidents.headers["content-security-policy"]
+        assert "No incidents recorded" in incidents.text
+        assert "No open incidents" in client.get("/incidents?open=1&service=demo").text
+        alerts = client.get("/alerts")
+        assert alerts.status_code == 200 and "No alert is pending or firing" in alerts.text
+        assert comment not in alerts.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; maintenance" in alerts.text
+        assert 'data-post="/v1/silences/' in alerts.text  # its Expire button
+        backups = client.get("/backups")
+        assert backups.status_code == 200
+        assert "No service's spec names a backup target" in backups.text
+        for path in ("/incidents/7", "/incidents/x1", "/incidents/0"):
+            missing = client.get(path)
+            assert missing.status_code == 404, path
+            assert "Not found" in missing.text
+        bad = client.get("/incidents?service=Not_A_Name")
+        assert bad.status_code == 400 and "a service name matches" in bad.text
+        overview = client.get("/").text
+        for href in ("/incidents", "/alerts", "/backups"):
+            assert f'href="{href}"' in overview

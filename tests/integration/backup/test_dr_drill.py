@@ -13,11 +13,13 @@ import datetime as dt
 import json
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.integration.backup.helpers import require_tool
 from tests.unit.report.checks import assert_valid_report
 from zerodown.backup import Backups, resolve_settings
 from zerodown.backup.dr import (
@@ -250,3 +252,181 @@ def test_the_plan_lists_objectives_inventory_order_verification_contacts_and_dri
     assert "keep the last 3, 7 daily, 4 weekly and 6 monthly" in markdown
     assert "| On-call engineer | incident commander | pager: notes-oncall |" in markdown
     assert "GET /notes answers 200" in markdown
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: the drill restores into a scratch database on the target's server and drops it.
+
+ACCOUNTS_APP = '''\
+"""A service that counts the rows of one PostgreSQL table: GET /accounts -> {count, database}."""
+import json
+import os
+import signal
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg
+
+URL = os.environ["ACCOUNTS_URL"]
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        with psycopg.connect(URL, connect_timeout=5) as connection:
+            count = connection.execute("SELECT count(*) FROM account").fetchone()[0]
+            database = connection.info.dbname
+        body = json.dumps({"ok": True, "count": count, "database": database}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+server.serve_forever()
+'''
+
+
+def _accounts_spec(url: str, *, count: int, timeout: str = "1m") -> str:
+    return (
+        "service: accounts\n"
+        "platform: local\n"
+        f"run: {{command: '{sys.executable} app.py', workdir: .}}\n"
+        "replicas: 1\n"
+        f"env: {{ACCOUNTS_URL: '{url}'}}\n"
+        "healthCheck: {http: {path: /accounts}, interval: 1s}\n"
+        "traffic: {listen: 127.0.0.1:18093}\n"
+        "checks:\n"
+        "  post:\n"
+        "    smoke:\n"
+        f"      - {{name: accounts, path: /accounts, expectJson: {{count: {count}}}}}\n"
+        "backups:\n"
+        "  targets:\n"
+        f"    - {{name: db, kind: postgresql, url: '{url}'}}\n"
+        "dr:\n"
+        "  rpo: 1h\n"
+        "  rto: 5m\n"
+        f"  drill: {{restoreEnv: {{db: ACCOUNTS_URL}}, timeout: {timeout}}}\n"
+    )
+
+
+def _psql(url: str, sql: str) -> str:
+    import subprocess
+
+    result = subprocess.run(
+        ["psql", "--no-psqlrc", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return result.stdout.strip()
+
+
+def _scratch_databases(url: str) -> list[str]:
+    names = _psql(url, "SELECT datname FROM pg_database WHERE datname LIKE '%\\_drill\\_%'")
+    return [name for name in names.splitlines() if name]
+
+
+class AccountsExample(Example):
+    def __init__(self, root: Path, url: str, *, count: int, timeout: str = "1m") -> None:
+        (root / "app.py").write_text(ACCOUNTS_APP)
+        (root / "zerodown.yaml").write_text(_accounts_spec(url, count=count, timeout=timeout))
+        self.root = root
+        self.state = root / "state"
+        self.loaded = load_spec(root / "zerodown.yaml")
+        self.store = SqliteStore(self.state / "zerodown.db")
+        self.store.upsert_service(  # type: ignore[arg-type]
+            "accounts", spec_path=str(root / "zerodown.yaml"), spec_text=self.loaded.text
+        )
+        self.backups = Backups(self.store)
+        self.settings = resolve_settings(self.spec, spec_dir=root, state_dir=self.state)
+        self.reports = root / "reports"
+
+
+@pytest.mark.postgres
+def test_a_postgresql_drill_restores_into_a_scratch_database_and_drops_it(
+    tmp_path: Path, postgres_database_url: str
+) -> None:
+    require_tool("pg_dump", "postgresql-client")
+    url = postgres_database_url
+    _psql(url, "CREATE TABLE account (id serial PRIMARY KEY, email text)")
+    _psql(url, "INSERT INTO account (email) VALUES ('a@x'), ('b@x'), ('c@x')")
+    example = AccountsExample(tmp_path, url, count=3)
+    backup = example.backups.take(example.settings, "db", reason="manual")
+    _psql(url, "INSERT INTO account (email) VALUES ('written after the backup')")
+
+    result = run_drill(example.setup())
+
+    assert result.passed, result.reason
+    (target,) = result.targets
+    live = url.rsplit("/", 1)[1]
+    scratch = target.destination.rsplit("/", 1)[1]
+    assert scratch.startswith(f"{live}_drill_") and target.backup_id == backup.id
+    assert target.sha256 == backup.artifacts[0].sha256 and target.variable == "ACCOUNTS_URL"
+    # The service counted 3 rows: it ran against the scratch copy, not the live database (4).
+    assert [s["status"] for s in result.smoke] == ["pass"]
+    assert result.cleanup["ok"] and result.cleanup["databases_dropped"] == [scratch]
+    assert result.cleanup["databases_left"] == []
+    assert _scratch_databases(url) == []
+    assert _psql(url, "SELECT count(*) FROM account") == "4"
+    assert list((example.state / DRILL_FOLDER).iterdir()) == []
+    assert_valid_report(Path(result.report["markdown"]))
+
+
+@pytest.mark.postgres
+def test_a_failed_postgresql_drill_still_drops_its_scratch_database(
+    tmp_path: Path, postgres_database_url: str
+) -> None:
+    require_tool("pg_dump", "postgresql-client")
+    url = postgres_database_url
+    _psql(url, "CREATE TABLE account (id serial PRIMARY KEY, email text)")
+    example = AccountsExample(tmp_path, url, count=99, timeout="2s")
+    example.backups.take(example.settings, "db", reason="manual")
+
+    result = run_drill(example.setup())
+
+    assert not result.passed and "smoke tests did not pass" in result.reason
+    assert result.cleanup["ok"] and len(result.cleanup["databases_dropped"]) == 1
+    assert _scratch_databases(url) == []
+    assert not _marked(result.drill_id)
+
+
+@pytest.mark.postgres
+def test_a_scratch_database_of_a_killed_drill_is_dropped_by_the_next_one(
+    tmp_path: Path, postgres_database_url: str
+) -> None:
+    """drill.json names each scratch database before it is created; a drill whose process is
+    gone is cleaned up, databases included, by the next drill of the service."""
+    require_tool("pg_dump", "postgresql-client")
+    url = postgres_database_url
+    example = AccountsExample(tmp_path, url, count=0)
+    live = url.rsplit("/", 1)[1]
+    orphan = f"{live}_drill_dead01beef"
+    _psql(url, f'CREATE DATABASE "{orphan}"')
+    folder = example.state / DRILL_FOLDER / "accounts-dead"
+    folder.mkdir(parents=True)
+    gone = psutil.Popen(["true"])
+    gone.wait()
+    (folder / "drill.json").write_text(
+        json.dumps(
+            {
+                "drill_id": "accounts-dead",
+                "service": "accounts",
+                "pid": gone.pid,
+                "databases": [{"target": "db", "name": orphan}],
+            }
+        )
+    )
+    # Another service's drill cannot drop it (no credentials): the record stays.
+    assert clean_stale_drills(example.state / DRILL_FOLDER) == []
+    assert folder.exists() and _scratch_databases(url) == [orphan]
+    assert clean_stale_drills(example.state / DRILL_FOLDER, settings=example.settings) == [
+        "accounts-dead"
+    ]
+    assert not folder.exists() and _scratch_databases(url) == []

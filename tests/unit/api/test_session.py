@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.requests import Request
 
 from zerodown.api.session import ACTION_HEADER, COOKIE_NAME, BrowserSessions
@@ -54,9 +56,10 @@ def test_a_cookie_expires_and_belongs_to_one_token() -> None:
     cookie = sessions.redeem(sessions.issue_code().code)
     assert cookie is not None
     assert not BrowserSessions("another token", clock=clock).valid_cookie(cookie)
-    expiry, _, signature = cookie.partition(".")
-    assert not sessions.valid_cookie(f"{int(expiry) + 60}.{signature}")
-    for junk in ("", ".", "abc.def", "1" * 40 + ".x"):
+    expiry, session, signature = cookie.split(".")
+    assert not sessions.valid_cookie(f"{int(expiry) + 60}.{session}.{signature}")
+    assert not sessions.valid_cookie(f"{expiry}.{session}x.{signature}")
+    for junk in ("", ".", "..", "abc.def", "1.2.3.4", "1" * 40 + ".x.y"):
         assert not sessions.valid_cookie(junk)
     clock.now += sessions.session_ttl + 1
     assert not sessions.valid_cookie(cookie)
@@ -78,3 +81,18 @@ def test_requests_with_the_cookie_follow_the_csrf_rules() -> None:
     # A wrong bearer token is not rescued by a good cookie.
     wrong = {"Authorization": "Bearer nope"}
     assert sessions.check(_request(cookie=cookie, headers=wrong)) is not None
+
+
+def test_signing_out_revokes_that_session_here_and_after_a_restart(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "signed-out.json"
+    sessions = BrowserSessions("secret", clock=clock, revocations=path)
+    kept = sessions.redeem(sessions.issue_code().code)
+    gone = sessions.redeem(sessions.issue_code().code)
+    assert kept is not None and gone is not None
+    sessions.revoke(gone)
+    assert not sessions.valid_cookie(gone) and sessions.valid_cookie(kept)
+    restarted = BrowserSessions("secret", clock=clock, revocations=path)
+    assert not restarted.valid_cookie(gone) and restarted.valid_cookie(kept)
+    sessions.revoke("junk")  # nothing to revoke, nothing breaks
+    assert restarted.valid_cookie(kept)

@@ -3,6 +3,7 @@ never go back, and the incident an automatic rollback opens."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -270,8 +271,8 @@ def test_an_automatic_rollback_opens_an_incident_at_the_times_its_stages_happene
     assert record.impact["requests"] == 60 and record.impact["errors"] == 18
     assert record.impact["exposure"] == pytest.approx(0.2)
     # The spec diff is kept, with the secret's value masked.
-    assert "+  DB_PASSWORD: ***" in record.details["changes"]
-    assert "+  ERROR_RATE: '0.3'" in record.details["changes"]
+    assert "+ env.DB_PASSWORD: ***" in record.details["changes"]
+    assert "+ env.ERROR_RATE: 0.3" in record.details["changes"]
     assert not any("s3cret" in line or "hunter2" in line for line in record.details["changes"])
     kinds = [e.kind for e in s.store.list_events(ServiceName("web"), revision=Revision(2))]
     assert kinds[-3:] == ["incident.opened", "incident.mitigated", "incident.recovered"]
@@ -292,3 +293,45 @@ def test_a_rollback_incident_cannot_be_acknowledged_after_the_fact() -> None:
     assert record is not None
     with pytest.raises(InputError, match="recovered: it cannot go back to assessed"):
         s.book.ack(record.id, who="alice")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "shown", "hidden"),
+    [
+        (
+            "env: {A: '1'}",
+            "env: {A: '1', DATABASE_URL: 'postgresql://app:s3cret@db/app'}",
+            "+ env.DATABASE_URL: postgresql://app:***@db/app",
+            "s3cret",
+        ),
+        (
+            "checks: {}",
+            "checks: {pre: {url: 'postgresql://u:pw1234@h/db?sslmode=require'}}",
+            "+ checks.pre.url: postgresql://u:***@h/db?sslmode=require",
+            "pw1234",
+        ),
+        ("env: {}", "env: {PASSWORD: hunter2}", "+ env.PASSWORD: ***", "hunter2"),
+        (
+            "x: 1",
+            "x: 1\nenv: [{name: DB_PASSWORD, value: hunter2}]",
+            "+ env[0].value: ***",
+            "hunter2",
+        ),
+        ("a: {apiKey: k1}", "a: {apiKey: k2secret}", "+ a.apiKey: ***", "k2secret"),
+        (
+            "db: 'x://h/d?password=abc987'",
+            "db: 'x://h/d?password=zyx654'",
+            "+ db: x://h/d?password=***",
+            "zyx654",
+        ),
+    ],
+)
+def test_spec_changes_never_show_a_secret(before: str, after: str, shown: str, hidden: str) -> None:
+    from zerodown.incidents.book import _spec_changes
+
+    old = rolled_back_canary(make_book())
+    stable = dataclasses.replace(old, spec_text=before)
+    release = dataclasses.replace(old, spec_text=after)
+    changes = _spec_changes(stable, release)
+    assert shown in changes
+    assert not any(hidden in line for line in changes)

@@ -101,7 +101,7 @@ def test_what_zerodown_knows_about_the_cause_and_the_lessons_is_stated_with_numb
     cause = sections["Root cause"]
     assert "Failing measurement `error_rate`: error rate 30.0 % > 5.0 %." in cause
     assert "revision 1 (v1) -> revision 2 (v2), canary strategy" in cause
-    assert "+  ERROR_RATE: '0.3'" in cause and "s3cret" not in cause
+    assert "+ env.ERROR_RATE: 0.3" in cause and "s3cret" not in cause
     lessons = sections["Lessons learned"]
     assert "when 60 requests had reached the new revision" in lessons
     assert "12 ms after the decision (within the seed's < 30 s rollback target)" in lessons

@@ -1,5 +1,5 @@
-/* zerodown dashboard: sign-out, and the live page that follows a service's SSE stream.
- * Plain JavaScript, no dependencies. Every value from the server is put into the page with
+/* zerodown dashboard: sign-out, the buttons of the incidents, alerts and backups pages, and
+ * the live page that follows a service's SSE stream. Plain JavaScript, no dependencies. Every value from the server is put into the page with
  * textContent or setAttribute, never as HTML. */
 (function () {
   "use strict";
@@ -81,6 +81,89 @@
         .then(function () { window.location.assign("/"); });
     });
   }
+
+  // --- buttons of the incidents, alerts and backups pages ---------------------------------------
+  // A button names its API call: data-post (a path under /v1/), data-body (JSON), data-label,
+  // data-confirm (a question first). On success the page reloads to show the new state, and
+  // the outcome is shown once more after the reload.
+  var FLASH_KEY = "zerodown.flash";
+
+  function showResult(text, ok) {
+    var node = $("action-result");
+    if (!node) return;
+    node.className = "action-result " + (ok ? "ok" : "bad");
+    node.textContent = text;
+  }
+
+  function outcome(label, data) {
+    if (data.verification) {
+      var problems = (data.verification.problems || []).join("; ");
+      return "backup #" + data.backup.id + " verified: " + data.verification.status +
+        (problems ? " (" + problems + ")" : "");
+    }
+    if (data.silence) {
+      return "silence " + data.silence.id.slice(0, 8) + " " + data.silence.status.state +
+        " until " + when(data.silence.endsAt);
+    }
+    if (data.path) return "postmortem draft written to " + data.path;
+    if (data.stage) return "INC-" + data.id + " is " + data.stage;
+    return label + ": " + (data.message || "done");
+  }
+
+  function post(button) {
+    var path = button.getAttribute("data-post");
+    var label = button.getAttribute("data-label") || "action";
+    if (path.indexOf("/v1/") !== 0) return;
+    var question = button.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) return;
+    var headers = { "Content-Type": "application/json" };
+    headers[ACTION_HEADER] = label;
+    button.disabled = true;
+    showResult(label + "…", true);
+    fetch(path, {
+      method: "POST",
+      headers: headers,
+      body: button.getAttribute("data-body") || "{}",
+      credentials: "same-origin",
+    })
+      .then(function (response) {
+        return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+      })
+      .then(function (r) {
+        if (r.ok) {
+          // A verification that found corruption answers 200: it worked, the backup did not.
+          var flash = {
+            text: outcome(label, r.data),
+            ok: !(r.data.verification && r.data.verification.status !== "ok"),
+          };
+          try {
+            window.sessionStorage.setItem(FLASH_KEY, JSON.stringify(flash));
+          } catch (e) { /* no session storage: the reload shows the state only */ }
+          showResult(flash.text, flash.ok);
+          window.location.reload();
+          return;
+        }
+        var e = r.data.error || {};
+        button.disabled = false;
+        showResult(label + " refused (" + (e.code || "error") + "): " + (e.message || ""), false);
+      })
+      .catch(function (err) {
+        button.disabled = false;
+        showResult(label + " failed: " + err, false);
+      });
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("button[data-post]"), function (b) {
+    b.addEventListener("click", function () { post(b); });
+  });
+  try {
+    var saved = window.sessionStorage.getItem(FLASH_KEY);
+    if (saved) {
+      window.sessionStorage.removeItem(FLASH_KEY);
+      var shown = JSON.parse(saved);
+      showResult(shown.text, shown.ok);
+    }
+  } catch (e) { /* no session storage, or not ours: nothing to show */ }
 
   // --- the live page ---------------------------------------------------------------------------
   var dataNode = $("page-data");
