@@ -1,7 +1,8 @@
 """The monitor's tables (migration 0003) behave alike on SQLite and a real PostgreSQL.
 
 Each test runs once per backend on an empty database: series ids, samples replacing samples,
-minute aggregates, retention per service, silences and the notification log.
+minute aggregates (late samples included), retention per service, silences, the notification
+log and the saved alert states.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 
 from zerodown.store import open_store
 from zerodown.store.monitor import (
+    AlertStateRecord,
     MonitorTables,
     NotificationLogRecord,
     SeriesKey,
@@ -131,3 +133,78 @@ def test_silences_and_the_notification_log_are_kept_and_forgotten(tables: Monito
     ]
     assert tables.delete_notification_log(before=T0 + 1) == 1
     assert len(tables.notification_log()) == 1
+
+
+def test_two_samples_of_one_series_at_one_time_in_one_write_keep_the_last(
+    tables: MonitorTables,
+) -> None:
+    """PostgreSQL refuses an upsert touching one row twice; the store keeps the last given."""
+    ids = tables.series_ids([key("restarts_total", "web", "counter"), key("temp", "web")])
+    restarts, temp = ids[key("restarts_total", "web").key], ids[key("temp", "web").key]
+    tables.write_samples([(restarts, T0, 1.0), (temp, T0, 5.0), (restarts, T0, 3.0)])
+    rows = tables.read_samples(since=0, until=T0 + 1, service="web")
+    assert sorted((r.key, r.value) for r in rows) == [
+        (key("restarts_total", "web").key, 3.0),
+        (key("temp", "web").key, 5.0),
+    ]
+
+
+def test_samples_written_after_their_minute_was_rolled_up_are_added_to_it(
+    tables: MonitorTables,
+) -> None:
+    """Samples that waited in the monitor's queue while the store was away still count."""
+    sid = tables.series_ids([key("temp", "web")])[key("temp", "web").key]
+    tables.write_samples([(sid, T0 + 10, 4.0), (sid, T0 + 20, 6.0)])
+    assert tables.roll_up_samples(until=T0 + 130, horizon=T0 - 3600) == 1
+    # late: two more in the first minute (one replacing a stored value), two in the second
+    tables.write_samples(
+        [(sid, T0 + 30, 1.0), (sid, T0 + 20, 8.0), (sid, T0 + 70, 2.0), (sid, T0 + 80, None)]
+    )
+    tables.write_samples([(sid, T0 + 75, 9.0)])
+    tables.write_samples([(sid, T0 + 75, 9.0)])  # written again: counted once
+    first, second = tables.read_rollups(since=T0, until=T0 + 3600, service="web")
+    assert (first.samples, first.total, first.low, first.high, first.last, first.last_ts) == (
+        3,
+        4.0 + 8.0 + 1.0,
+        1.0,
+        8.0,
+        1.0,
+        T0 + 30,
+    )
+    assert (second.samples, second.total, second.low, second.high, second.last) == (
+        2,
+        11.0,
+        2.0,
+        9.0,
+        9.0,
+    )
+    assert tables.roll_up_samples(until=T0 + 130, horizon=T0 - 3600) == 0
+    tables.write_samples([(sid, T0 + 10, None)])  # a value taken back leaves the minute
+    [first, _] = tables.read_rollups(since=T0, until=T0 + 3600, service="web")
+    assert (first.samples, first.total) == (2, 9.0)
+
+
+def test_alert_states_are_saved_per_scope_and_replaced(tables: MonitorTables) -> None:
+    firing = AlertStateRecord(
+        scope="web",
+        rule_id="r1",
+        rule="HighErrorRate",
+        fingerprint="f1",
+        labels=(("alertname", "HighErrorRate"), ("service", "web")),
+        annotations=(("summary", "web fails"),),
+        state="firing",
+        value=float("nan"),
+        active_at=T0,
+        fired_at=T0 + 60,
+        resolved_at=None,
+        keep_firing_since=None,
+    )
+    host = AlertStateRecord(**{**firing.__dict__, "scope": "", "value": 0.5, "fired_at": None})
+    tables.save_alert_states("web", [firing])
+    tables.save_alert_states("", [host])
+    [saved_host, saved_web] = tables.alert_states()
+    assert saved_host == host
+    assert saved_web.labels == firing.labels and saved_web.fired_at == T0 + 60
+    assert saved_web.value != saved_web.value  # NaN comes back as NaN
+    tables.save_alert_states("web", [])
+    assert tables.alert_states() == [host]

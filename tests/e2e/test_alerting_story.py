@@ -6,7 +6,8 @@ answers are 500) is deployed with a canary whose steps have no analysis, so the 
 succeeds; the service's error-rate rule (the shipped one, with its windows shortened so the
 test takes seconds, not minutes) fires; each receiver gets exactly one grouped notification;
 a critical alert opens an incident; rolling back resolves the alert, which moves the incident
-to recovered; and its postmortem renders with a timeline.
+to recovered; and its postmortem renders with a timeline. A controller restarted while an alert
+fires keeps the alert's state, and still recovers its incident when the alert resolves.
 """
 
 from __future__ import annotations
@@ -228,6 +229,69 @@ def test_a_bad_version_fires_the_error_rate_rule_notifies_once_and_opens_an_inci
             )  # webhook and e-mail firing, webhook resolved
     finally:
         smtp.stop()
+
+
+WEBHOOK_ROUTING = """
+route:
+  receiver: team
+  group_by: [alertname, service]
+  group_wait: 2s
+  group_interval: 5s
+  repeat_interval: 4h
+receivers:
+  - name: team
+    webhook_configs:
+      - url: "{webhook}"
+"""
+
+
+def test_an_incident_of_an_alert_firing_at_a_restart_recovers_when_the_alert_resolves(
+    controller: Controller, tmp_path: Path
+) -> None:
+    """The controller stops while a critical alert fires and its load stops too; the restarted
+    controller takes the alert's state back (it does not fire a second time) and, once the
+    rule finds nothing, resolves it, notifies the resolution and recovers the incident."""
+    env = controller.env
+    with ScriptedServer() as webhook:
+        (tmp_path / "rules.yaml").write_text(fast_default_rules())
+        (tmp_path / "alertmanager.yml").write_text(
+            WEBHOOK_ROUTING.format(webhook=f"{webhook.url}/alerts")
+        )
+        spec = env.write_spec(tmp_path, replicas=2)
+        good = spec.read_text() + MONITOR
+        spec.write_text(good)
+        assert env.cli("up", str(spec), "--version", "v1").code == 0
+        listen = env.cli("status", "demo", "--json").json()["listen"]
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(
+            good.replace("replicas: 2\n", 'replicas: 2\nenv:\n  ERROR_RATE: "0.5"\n') + BAD_STRATEGY
+        )
+        with Load(f"http://{listen}/"):
+            deployed = env.cli("deploy", str(bad), "--version", "v2")
+            assert deployed.code == 0, deployed.stdout + deployed.stderr
+            [incident] = wait_until(lambda: _incidents(env), timeout=120, what="an incident")
+            wait_until(lambda: _payloads(webhook), timeout=30, what="the firing notification")
+
+        assert env.cli("shutdown", "--json").code == 0
+        controller.process.wait(timeout=60)
+        restarted = start_controller(env)
+        try:
+
+            def recovered() -> dict[str, Any] | None:
+                shown = env.cli("incident", "show", str(incident["id"]), "--json").json()
+                return shown if shown["stage"] == "recovered" else None
+
+            done = wait_until(recovered, timeout=120, what="the incident to recover")
+            assert done["stages"][-1]["note"] == "alert ZerodownHighErrorRate resolved"
+            wait_until(
+                lambda: len(_payloads(webhook)) == 2, timeout=60, what="the resolved notification"
+            )
+            assert [p["status"] for p in _payloads(webhook)] == ["firing", "resolved"]
+            events = [e["kind"] for e in env.cli("events", "demo", "--json").json()["events"]]
+            assert events.count("alert.firing") == 1 and events.count("alert.resolved") == 1
+        finally:
+            env.cli("shutdown", "--all", timeout=120)
+            restarted.process.wait(timeout=60)
 
 
 def test_silences_from_the_cli_survive_a_controller_restart(

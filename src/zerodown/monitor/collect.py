@@ -9,8 +9,9 @@ Prometheus users expect (``docs/alert-rules.md`` lists them; the default rules u
   ``zerodown_requests_in_flight`` and the histogram ``zerodown_request_duration_seconds``;
 - the latency recorded for the serving release when it was promoted (the baseline of the
   "latency above 2x baseline" rule): ``zerodown_baseline_latency_seconds{quantile}``;
-- per instance, its last health check, its restarts (per slot, which survives a restart) and
-  the CPU, memory, network and disk its platform reports;
+- per instance, its last health check, its restarts (per release revision and slot, which
+  survive a restart; two releases of one version each have their own) and the CPU, memory,
+  network and disk its platform reports;
 - the host: CPU, load, memory, the state folder's disk, network.
 
 Functions here are pure: they take the figures and return ``MetricSample``s.
@@ -62,7 +63,8 @@ HELP: Final = {
     "promoted (the baseline of the latency rule).",
     "zerodown_instance_healthy": "1 if the instance passed its last health check, 0 if it "
     "failed it (absent before the first verdict).",
-    "zerodown_instance_restarts_total": "Restarts of the instance in this slot by its platform.",
+    "zerodown_instance_restarts_total": "Restarts of the instance in this slot of this release "
+    "by its platform.",
     "zerodown_instance_cpu_cores": "CPU cores the instance keeps busy (1.5 is one and a half).",
     "zerodown_instance_memory_bytes": "Memory the instance uses.",
     "zerodown_instance_network_transmit_bytes_total": "Bytes the instance sent.",
@@ -162,8 +164,13 @@ def instance_samples(
     service: str, records: Iterable[InstanceRecord], health: Mapping[str, str]
 ) -> list[MetricSample]:
     """Health and restarts of a service's instances; ``health`` maps an instance id to its
-    health checker's state (``healthy``, ``unhealthy``; other states give no health sample)."""
+    health checker's state (``healthy``, ``unhealthy``; other states give no health sample).
+
+    Restarts are counted per release revision and slot: a same-version redeploy runs two
+    slot-0 instances at once, one per revision. A crashed instance and its replacement share
+    their revision and slot; that series takes the larger count."""
     out = []
+    restarts: dict[tuple[int, int], tuple[int, dict[str, str]]] = {}
     for record in sorted(records, key=lambda r: (int(r.revision), r.slot, r.id)):
         labels = {"service": service, "instance": record.id, "version": str(record.version)}
         state = "unhealthy" if record.state == "crashed" else health.get(record.id, "")
@@ -171,8 +178,17 @@ def instance_samples(
             out.append(
                 _sample("zerodown_instance_healthy", 1.0 if state == "healthy" else 0.0, labels)
             )
-        slot = {"service": service, "version": str(record.version), "slot": str(record.slot)}
-        out.append(_sample("zerodown_instance_restarts_total", record.restarts, slot, "counter"))
+        slot = {
+            "service": service,
+            "version": str(record.version),
+            "revision": str(int(record.revision)),
+            "slot": str(record.slot),
+        }
+        known = restarts.get((int(record.revision), record.slot))
+        if known is None or record.restarts > known[0]:
+            restarts[(int(record.revision), record.slot)] = (record.restarts, slot)
+    for count, slot in restarts.values():
+        out.append(_sample("zerodown_instance_restarts_total", count, slot, "counter"))
     return out
 
 

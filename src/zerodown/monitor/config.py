@@ -9,6 +9,10 @@ scope runs the shipped rules and sends to every service's ``notify.webhooks`` (e
 
 Files are read when a service is brought up or deployed (so a broken rule file is refused then,
 with its line numbers) and again by the monitor whenever the spec or a file changes.
+
+Rules are evaluated over the samples the monitor keeps in memory, so a rule may read at most
+``MAX_RULE_LOOKBACK`` (6 hours) back, range and offset together (``rate(x[1h] offset 5h)`` reads
+6 hours back); a rule file with a rule reading further is refused, naming the rule and file.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Final
 
 from zerodown.core.errors import InputError
 from zerodown.ops.alerts import RuleGroup, default_rules, default_rules_text, load_rules
+from zerodown.ops.promql import LOOKBACK_SECONDS, MatrixSelector, VectorSelector
 from zerodown.ops.routing import (
     AlertmanagerConfig,
     ReceiverConfig,
@@ -33,15 +38,21 @@ from zerodown.spec.models import MonitorSpec, ServiceSpec
 
 __all__ = [
     "HOST_SCOPE",
+    "MAX_RULE_LOOKBACK",
     "ScopeConfig",
     "check_monitor_files",
     "default_routing",
     "host_config",
+    "lookback",
     "service_config",
 ]
 
 HOST_SCOPE: Final = ""
 """The scope of the host's own series (those without a ``service`` label)."""
+
+MAX_RULE_LOOKBACK: Final = 6 * 3600.0
+"""How far back a rule may read, range and offset together (the monitor keeps the samples of
+the longest rule plus ten minutes in memory, two hours at least)."""
 
 DEFAULT_RECEIVER: Final = "notify"
 DEFAULT_GROUP_BY: Final = ("alertname", "service")
@@ -56,6 +67,46 @@ class ScopeConfig:
     groups: tuple[RuleGroup, ...]
     routing: AlertmanagerConfig
     fingerprint: str
+
+    @property
+    def lookback(self) -> float:
+        """How far back the scope's rules read (seconds)."""
+        return max(
+            (lookback(rule.expr) for group in self.groups for rule in group.rules), default=0.0
+        )
+
+
+def lookback(expr: object, depth: int = 0) -> float:
+    """How far back evaluating ``expr`` reads, in seconds: a range selector its range plus its
+    offset, an instant selector the 5-minute lookback plus its offset."""
+    if isinstance(expr, MatrixSelector):
+        return max(0.0, expr.range + expr.selector.offset)
+    if isinstance(expr, VectorSelector):
+        return max(0.0, LOOKBACK_SECONDS + expr.offset)
+    if depth > 200 or not is_dataclass(expr) or isinstance(expr, type):
+        return 0.0
+    longest = 0.0
+    for item in fields(expr):
+        child = getattr(expr, item.name)
+        for one in child if isinstance(child, tuple) else (child,):
+            longest = max(longest, lookback(one, depth + 1))
+    return longest
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+
+
+def _check_lookback(path: Path, groups: Sequence[RuleGroup]) -> None:
+    for group in groups:
+        for rule in group.rules:
+            reads = lookback(rule.expr)
+            if reads > MAX_RULE_LOOKBACK:
+                raise InputError(
+                    f"{path}: rule {rule.name!r} (group {group.name!r}) reads {_hours(reads)} "
+                    f"back, more than the {_hours(MAX_RULE_LOOKBACK)} of samples the monitor "
+                    "keeps for rules; shorten its range or offset"
+                )
 
 
 def default_routing(webhooks: Iterable[str]) -> AlertmanagerConfig:
@@ -110,7 +161,9 @@ def service_config(spec: ServiceSpec, spec_dir: Path) -> ScopeConfig:
     for name in settings.rules:
         path = _resolve(spec_dir, name)
         parts.append(_read(path, "rules"))
-        for group in load_rules(path):
+        loaded = load_rules(path)
+        _check_lookback(path, loaded)
+        for group in loaded:
             if group.name in origin:
                 raise InputError(
                     f"{path}: rule group {group.name!r} is also defined in {origin[group.name]}; "

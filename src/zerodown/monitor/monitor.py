@@ -5,7 +5,8 @@ One thread (``Monitor.run``) does, round after round:
 1. **Configuration.** Every few seconds it reads the services from the store and, per service,
    the ``monitor:`` section of the spec being served (``config.py``): sampling interval,
    retention, rule files, routing. A scope whose configuration changed gets a new rule
-   evaluator and a new routing pipeline.
+   evaluator and a new routing pipeline; alerts of rules that did not change keep their states
+   (as in Prometheus), those of rules that are gone are resolved.
 2. **Sampling.** Each service at its own interval, the host at the shortest one: the data
    plane's per-version counters, health, restarts and resource use of every instance, the
    host's CPU, memory, disk and network, and every registered ``Collector``'s samples
@@ -14,9 +15,15 @@ One thread (``Monitor.run``) does, round after round:
    alert states, ``ops/alerts.py``) over that scope's series; alerts due for sending go to the
    notifier (``notifier.py``: its own thread, Alertmanager's semantics); firing and resolved
    transitions go to the service's event log; a ``critical`` alert opens an incident (keyed by
-   the alert's fingerprint) and its resolution moves that incident to ``recovered``.
+   the alert's fingerprint) and its resolution moves that incident to ``recovered``. The
+   alerts' states are saved in the store whenever they change and taken back at start (as
+   Prometheus' ``ALERTS_FOR_STATE``), so a restart neither restarts ``for`` timers nor leaves
+   an incident open whose alert resolved meanwhile.
 4. **Housekeeping**, once a minute: one-minute aggregates, retention, forgetting expired
-   silences and old notification log entries.
+   silences, old notification log entries and resolved alerts.
+
+One bad service, source or rule never stops the round for the others: each failure is logged
+once (with its traceback when unexpected) and counted in ``zerodown_monitor_errors_total``.
 
 ``exposition()`` (``GET /metrics``) reads the data plane and health afresh, and the slower
 figures (resource use, host) as of the last round, in Prometheus' text format.
@@ -32,7 +39,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -46,13 +53,26 @@ from zerodown.incidents import IncidentBook
 from zerodown.incidents.lifecycle import severity_from_label
 from zerodown.metrics.system import HostSampler
 from zerodown.monitor import collect
-from zerodown.monitor.config import HOST_SCOPE, ScopeConfig, host_config, service_config
+from zerodown.monitor.config import (
+    HOST_SCOPE,
+    MAX_RULE_LOOKBACK,
+    ScopeConfig,
+    host_config,
+    service_config,
+)
 from zerodown.monitor.exposition import render, sample_problem
-from zerodown.monitor.history import SeriesHistory
+from zerodown.monitor.history import DROP_REASONS, SeriesHistory
 from zerodown.monitor.notifier import Delivery, Notifier, Sender
 from zerodown.monitor.query import QUERY_METRICS, service_figures
-from zerodown.ops.alerts import Alert, AlertRule, AlertState, RuleEvaluator, with_generator_url
-from zerodown.ops.promql import LabelMatcher, MatrixSelector
+from zerodown.ops.alerts import (
+    Alert,
+    AlertRule,
+    AlertState,
+    RuleEvaluator,
+    SavedAlert,
+    with_generator_url,
+)
+from zerodown.ops.promql import LabelMatcher
 from zerodown.ops.routing import Silence, fingerprint
 from zerodown.ops.series import LabelSet, Matcher, SeriesStore
 from zerodown.platforms.base import Platform
@@ -64,7 +84,7 @@ from zerodown.spec.defaults import (
 )
 from zerodown.spec.models import MonitorSpec
 from zerodown.store.base import InstanceRecord, ReleaseRecord, ServiceRecord, Store
-from zerodown.store.monitor import MonitorTables
+from zerodown.store.monitor import AlertStateRecord, MonitorTables
 from zerodown.traffic.base import TrafficCounts, TrafficRouter
 
 __all__ = ["HealthLookup", "Monitor"]
@@ -77,11 +97,17 @@ HOUSEKEEPING_INTERVAL: Final = 60.0
 RECENT_RELEASE: Final = 15 * 60.0
 """A release that ended is still sampled this long (its last requests count in the rules)."""
 MEMORY_RETENTION: Final = 2 * 3600.0
-"""Samples kept in memory for the rules (longer if a rule reads further back)."""
+"""Samples kept in memory for the rules, at least."""
+LOOKBACK_MARGIN: Final = 600.0
+"""Kept in memory beyond the longest rule's reach (so it has whole windows after a restart)."""
+MAX_MEMORY_RETENTION: Final = MAX_RULE_LOOKBACK + LOOKBACK_MARGIN
+"""Samples kept in memory, at most: the longest a rule may read (``MAX_RULE_LOOKBACK``, 6 h;
+longer rules are refused when their file is loaded) plus the margin."""
 EXPIRED_RETENTION: Final = 5 * 86400.0
 """Expired silences and old notification log entries are forgotten after this (as
 Alertmanager's ``--data.retention``)."""
 MAX_SLEEP: Final = 5.0
+MAX_LOGGED_FAILURES: Final = 1000
 INCIDENT_ACTOR: Final = "zerodown monitor"
 _GROUP: Final = re.compile(r"r(\d+)")
 
@@ -114,21 +140,51 @@ class _Scope:
     next_rules: dict[str, float] = field(default_factory=dict)
     states: dict[tuple[str, LabelSet], AlertState] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
+    saved: tuple[object, ...] | None = None
+    """What was last saved of the evaluator's alerts (None: not saved yet)."""
+    check_incidents: bool = False
+    """Open incidents of alerts are checked after the next evaluation (after a start)."""
 
 
-def _longest_range(value: object, seen: int = 0) -> float:
-    """The longest range (``[5m]``) and offset read by an expression, in seconds."""
-    if seen > 200 or not is_dataclass(value) or isinstance(value, type):
-        return 0.0
-    longest = value.range if isinstance(value, MatrixSelector) else 0.0
-    for item in fields(value):
-        child = getattr(value, item.name)
-        if item.name == "offset" and isinstance(child, int | float):
-            longest = max(longest, float(child))
-        children = child if isinstance(child, tuple) else (child,)
-        for one in children:
-            longest = max(longest, _longest_range(one, seen + 1))
-    return longest
+def _signature(alerts: Sequence[SavedAlert]) -> tuple[object, ...]:
+    """What of the evaluator's alerts is worth saving when it changes (not the value, nor the
+    annotations or send times, which change at every evaluation or send)."""
+    return tuple(
+        (a.rule_id, a.labels, a.state, a.active_at, a.fired_at, a.resolved_at, a.keep_firing_since)
+        for a in alerts
+    )
+
+
+def _record(scope: str, alert: SavedAlert) -> AlertStateRecord:
+    return AlertStateRecord(
+        scope=scope,
+        rule_id=alert.rule_id,
+        rule=alert.rule,
+        fingerprint=fingerprint(alert.labels),
+        labels=alert.labels,
+        annotations=alert.annotations,
+        state=alert.state.value,
+        value=alert.value,
+        active_at=alert.active_at,
+        fired_at=alert.fired_at,
+        resolved_at=alert.resolved_at,
+        keep_firing_since=alert.keep_firing_since,
+    )
+
+
+def _saved(record: AlertStateRecord) -> SavedAlert:
+    return SavedAlert(
+        rule_id=record.rule_id,
+        rule=record.rule,
+        labels=record.labels,
+        annotations=record.annotations,
+        state=AlertState(record.state),
+        value=record.value,
+        active_at=record.active_at,
+        fired_at=record.fired_at,
+        resolved_at=record.resolved_at,
+        keep_firing_since=record.keep_firing_since,
+    )
 
 
 def _mountpoint(path: Path) -> str:
@@ -207,6 +263,10 @@ class Monitor:
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
         self._restored = False
+        self._restored_states: dict[str, list[SavedAlert]] | None = None
+        self._failures: dict[tuple[str, str], int] = {}
+        self._logged_failures: set[tuple[str, str, str]] = set()
+        self._failures_lock = threading.Lock()
 
     # wiring --------------------------------------------------------------------------------
     @property
@@ -272,7 +332,10 @@ class Monitor:
     def tick(self) -> float:
         """Do what is due now; the seconds until something is due again."""
         now = self.clock.now().timestamp()
-        if not self._restored:
+        if now >= self._next_config or self._services_changed():
+            self._refresh(now)
+            self._next_config = now + CONFIG_REFRESH
+        if not self._restored:  # once the rules are known: they say how far back to load
             self._restored = True
             try:
                 restored = self.history.restore(now=now)
@@ -280,9 +343,6 @@ class Monitor:
                     log.info("monitor: %d recent samples restored", restored)
             except ZerodownError as exc:
                 log.warning("monitor: recent samples not restored: %s", exc.message)
-        if now >= self._next_config or self._services_changed():
-            self._refresh(now)
-            self._next_config = now + CONFIG_REFRESH
         for name, scope in self._scope_items():
             if now >= scope.next_sample:
                 self._sample(name, now)
@@ -331,66 +391,98 @@ class Monitor:
         for service in services:
             name = str(service.name)
             try:
-                found = self._spec_of(service)
-            except ZerodownError as exc:
-                log.warning("monitor: spec of %s unreadable: %s", name, exc.message)
-                found = None
-            if found is None:
+                self._refresh_service(service, now, seen, webhooks)
+            except Exception as exc:  # one service's configuration must not stop the others
+                self._failed("config", name, exc)
                 if name in self._scopes:
                     seen.add(name)
-                continue
-            seen.add(name)
-            spec, spec_hash = found
-            webhooks.extend(spec.notify.webhooks)
-            spec_dir = Path(service.spec_path).parent
-            stamp = (spec_hash, _file_stamps(spec, spec_dir))
-            scope = self._scopes.get(name)
-            if scope is None or scope.stamp != stamp:
-                try:
-                    config = service_config(spec, spec_dir)
-                except ZerodownError as exc:
-                    self._config_failed(name, stamp, exc)
-                    if scope is not None:
-                        scope.stamp = stamp  # keep watching with the configuration that worked
-                        intervals.append(scope.config.settings.interval)
-                    continue
-                if scope is not None and scope.config.fingerprint == config.fingerprint:
-                    scope.stamp = stamp  # a new release, the same monitoring: alerts keep state
-                else:
-                    self._install(name, config, stamp, now)
-            intervals.append(self._scopes[name].config.settings.interval)
+            if name in self._scopes:
+                intervals.append(self._scopes[name].config.settings.interval)
         for gone in sorted(set(self._scopes) - seen - {HOST_SCOPE}):
             with self._lock:
                 self._scopes.pop(gone, None)
             self.notifier.drop(gone)
             self.history.forget_source(gone, now)
             self._usage.pop(gone, None)
+            self._forget_states(gone)
+        restored = self._restored_states or {}  # saved alerts of services deleted meanwhile
+        for gone in sorted(set(restored) - self._known_services - {HOST_SCOPE}):
+            del restored[gone]
+            self._forget_states(gone)
         host = host_config(
             webhooks, interval=min(intervals, default=DEFAULT_MONITOR_INTERVAL_SECONDS)
         )
         current = self._scopes.get(HOST_SCOPE)
         if current is None or current.config.fingerprint != host.fingerprint:
             self._install(HOST_SCOPE, host, host.fingerprint, now)
+        self._fit_memory()
+
+    def _refresh_service(
+        self, service: ServiceRecord, now: float, seen: set[str], webhooks: list[str]
+    ) -> None:
+        name = str(service.name)
+        try:
+            found = self._spec_of(service)
+        except ZerodownError as exc:
+            log.warning("monitor: spec of %s unreadable: %s", name, exc.message)
+            found = None
+        if found is None:
+            if name in self._scopes:
+                seen.add(name)
+            return
+        seen.add(name)
+        spec, spec_hash = found
+        webhooks.extend(spec.notify.webhooks)
+        spec_dir = Path(service.spec_path).parent
+        stamp = (spec_hash, _file_stamps(spec, spec_dir))
+        scope = self._scopes.get(name)
+        if scope is not None and scope.stamp == stamp:
+            return
+        try:
+            config = service_config(spec, spec_dir)
+        except ZerodownError as exc:
+            self._config_failed(name, stamp, exc)
+            if scope is not None:
+                scope.stamp = stamp  # keep watching with the configuration that worked
+            return
+        if scope is not None and scope.config.fingerprint == config.fingerprint:
+            scope.stamp = stamp  # a new release, the same monitoring: alerts keep state
+        else:
+            self._install(name, config, stamp, now)
+
+    def _fit_memory(self) -> None:
+        """Keep in memory what the rules of every scope read, and no more (within bounds)."""
+        longest = max((scope.config.lookback for _, scope in self._scope_items()), default=0.0)
+        self.history.memory.retention = min(
+            MAX_MEMORY_RETENTION, max(MEMORY_RETENTION, longest + LOOKBACK_MARGIN)
+        )
 
     def _install(self, name: str, config: ScopeConfig, stamp: object, now: float) -> None:
-        longest = max(
-            (_longest_range(rule.expr) for group in config.groups for rule in group.rules),
-            default=0.0,
-        )
-        if longest + 600.0 > self.history.memory.retention:
-            self.history.memory.retention = longest + 600.0
+        """Run ``config`` for scope ``name`` from now on. The alerts of its rules that did not
+        change carry on (from the configuration it replaces, or after a start from the store);
+        those of rules that are gone are resolved."""
         evaluator = RuleEvaluator(
             config.groups,
             _ScopeSeries(self.history.memory, name),
             external_url=self._external_url,
         )
         previous = self._scopes.get(name)
+        if previous is not None:
+            carried = previous.evaluator.saved_alerts()
+        else:
+            carried = self._states_at_start(name)
+        ended = evaluator.adopt(carried, now=now)
+        alerts = evaluator.alerts()
         scope = _Scope(
             config=config,
             evaluator=evaluator,
             stamp=stamp,
             rules={rule.name: rule for group in config.groups for rule in group.rules},
             next_sample=previous.next_sample if previous is not None else now,
+            states={(a.rule, a.labels): a.state for a in alerts},
+            alerts=alerts,
+            saved=previous.saved if previous is not None else _signature(carried),
+            check_incidents=previous is None,
         )
         self.notifier.configure(name, config.routing)
         with self._lock:
@@ -398,6 +490,49 @@ class Monitor:
         self._failed_stamps.pop(name, None)
         if previous is not None:
             log.info("monitor: configuration of %s reloaded", name or "the host")
+        if ended:
+            why = "its rule was removed or changed"
+            for alert in ended:
+                self._note(name, scope, alert, fired=False, why=why)
+            url = f"{self._external_url}/v1/alerts" if self._external_url else ""
+            self.notifier.submit(name, [with_generator_url(a, url) for a in ended])
+        self._save_states(name, scope)
+
+    # alert states in the store ---------------------------------------------------------------
+    def _states_at_start(self, name: str) -> list[SavedAlert]:
+        """The alerts ``name``'s evaluator held when the controller stopped (read once)."""
+        if self._restored_states is None:
+            self._restored_states = {}
+            if self.records is not None:
+                try:
+                    for record in self.records.alert_states():
+                        self._restored_states.setdefault(record.scope, []).append(_saved(record))
+                except (ZerodownError, ValueError) as exc:
+                    log.warning("monitor: alert states not restored: %s", exc)
+        return self._restored_states.pop(name, [])
+
+    def _save_states(self, name: str, scope: _Scope) -> None:
+        """Save the scope's alerts if their states changed since last saved."""
+        if self.records is None:
+            return
+        alerts = scope.evaluator.saved_alerts()
+        signature = _signature(alerts)
+        if signature == scope.saved:
+            return
+        try:
+            self.records.save_alert_states(name, [_record(name, a) for a in alerts])
+        except ZerodownError as exc:  # saved at the next evaluation
+            self._failed("save_alerts", name, exc)
+            return
+        scope.saved = signature
+
+    def _forget_states(self, name: str) -> None:
+        if self.records is None:
+            return
+        try:
+            self.records.save_alert_states(name, [])
+        except ZerodownError as exc:
+            self._failed("save_alerts", name, exc)
 
     def _config_failed(self, name: str, stamp: object, exc: ZerodownError) -> None:
         if self._failed_stamps.get(name) == stamp:
@@ -411,24 +546,51 @@ class Monitor:
 
     # sampling -------------------------------------------------------------------------------
     def _sample(self, name: str, now: float) -> None:
-        try:
-            if name == HOST_SCOPE:
-                self._host = collect.host_samples(
-                    self._hostname, self._mount, self._host_sampler.sample()
-                )
-                self.history.record("host", self._host, now)
-                self.history.record("collectors", self._collected(), now)
-                self.history.record("monitor", self._own_samples(), now)
+        """One round of ``name``'s samples (of each of the host's sources in turn); a failure is
+        logged and counted, and the other scopes and sources are sampled all the same."""
+        if name == HOST_SCOPE:
+            sources: list[tuple[str, Callable[[], list[MetricSample]]]] = [
+                ("host", self._host_samples),
+                ("collectors", self._collected),
+                ("monitor", self._own_samples),
+            ]
+        else:
+            sources = [(name, lambda: self._service_samples(name, now))]
+        for source, take in sources:
+            try:
+                samples = take()
+            except Exception as exc:  # one source must not stop the others
+                self._failed("sample", source if name == HOST_SCOPE else name, exc)
+                continue
+            self.history.record(source, samples, now)
+
+    def _host_samples(self) -> list[MetricSample]:
+        self._host = collect.host_samples(self._hostname, self._mount, self._host_sampler.sample())
+        return self._host
+
+    def _service_samples(self, name: str, now: float) -> list[MetricSample]:
+        releases = self.store.list_releases(ServiceName(name), limit=50)
+        instances = self.store.list_instances(ServiceName(name), states=(*LIVE_STATES, "crashed"))
+        samples = self._fresh_samples(name, releases, instances, now)
+        self._usage[name] = self._usage_samples(name, instances)
+        return [*samples, *self._usage[name]]
+
+    def _failed(self, stage: str, scope: str, exc: BaseException) -> None:
+        """Count a failure of ``stage`` for ``scope``; log each distinct one once (with its
+        traceback if it is not one of zerodown's own errors)."""
+        where = scope or "host"
+        cause = (stage, where, f"{type(exc).__name__}: {exc}")
+        with self._failures_lock:  # also called from the API's threads (exposition)
+            self._failures[(stage, where)] = self._failures.get((stage, where), 0) + 1
+            if cause in self._logged_failures:
                 return
-            releases = self.store.list_releases(ServiceName(name), limit=50)
-            instances = self.store.list_instances(
-                ServiceName(name), states=(*LIVE_STATES, "crashed")
-            )
-            samples = self._fresh_samples(name, releases, instances, now)
-            self._usage[name] = self._usage_samples(name, instances)
-            self.history.record(name, [*samples, *self._usage[name]], now)
-        except ZerodownError as exc:
-            log.warning("monitor: sampling %s failed: %s", name or "the host", exc.message)
+            if len(self._logged_failures) >= MAX_LOGGED_FAILURES:
+                self._logged_failures.clear()
+            self._logged_failures.add(cause)
+        if isinstance(exc, ZerodownError):
+            log.warning("monitor: %s of %s failed: %s", stage, where, exc.message)
+        else:
+            log.error("monitor: %s of %s failed", stage, where, exc_info=exc)
 
     def _fresh_samples(
         self,
@@ -481,6 +643,9 @@ class Monitor:
                 usage = self.platforms[record.platform].resources(record_to_instance(record))
             except ZerodownError:
                 return []
+            except Exception as exc:  # a platform's bug costs that instance's figures only
+                self._failed("usage", service, exc)
+                return []
             return collect.usage_samples(service, record, usage) if usage is not None else []
 
         return [sample for part in self._pool.map(read, live) for sample in part]
@@ -498,6 +663,8 @@ class Monitor:
                 if problem is None:
                     out.append(sample)
                 elif problem not in self._reported_problems:
+                    if len(self._reported_problems) >= MAX_LOGGED_FAILURES:
+                        self._reported_problems.clear()
                     self._reported_problems.add(problem)
                     log.warning("monitor: sample left out: %s", problem)
         return out
@@ -530,6 +697,38 @@ class Monitor:
                     help="Notifications sent to receivers, by outcome (sent or failed).",
                 )
             )
+        for reason in DROP_REASONS:
+            out.append(
+                MetricSample(
+                    name="zerodown_monitor_samples_dropped_total",
+                    value=float(self.history.dropped.get(reason, 0)),
+                    kind="counter",
+                    labels={"reason": reason},
+                    help="Samples the monitor could not store (refused by the store, the queue "
+                    "full during an outage, labels too long).",
+                )
+            )
+        out.append(
+            MetricSample(
+                name="zerodown_monitor_samples_queued",
+                value=float(self.history.queued),
+                help="Samples waiting to be written to the store.",
+            )
+        )
+        with self._failures_lock:
+            failures = sorted(self._failures.items())
+        for (stage, where), count in failures:
+            out.append(
+                MetricSample(
+                    name="zerodown_monitor_errors_total",
+                    value=float(count),
+                    kind="counter",
+                    labels={"stage": stage, "scope": where},
+                    help="Failures of the monitor by stage (config, sample, usage, rules, "
+                    "save_alerts, incidents, housekeeping, exposition) and scope (a service, "
+                    "or host).",
+                )
+            )
         return out
 
     # rules ---------------------------------------------------------------------------------
@@ -539,11 +738,18 @@ class Monitor:
             return
         for group in due:
             scope.next_rules[group.name] = now + group.interval
-        alerts = scope.evaluator.evaluate(now)
+        try:
+            alerts = scope.evaluator.evaluate(now)
+        except Exception as exc:  # one scope's rules must not stop the others'
+            self._failed("rules", name, exc)
+            return
         for rule, error in scope.evaluator.errors().items():
             log.debug("monitor: rule %s of %s failed: %s", rule, name or "the host", error)
         self._transitions(name, scope, alerts)
         scope.alerts = alerts
+        self._save_states(name, scope)
+        if scope.check_incidents:
+            self._check_incidents(name, scope)
         to_send = scope.evaluator.alerts_to_send(now)
         if to_send:
             url = f"{self._external_url}/v1/alerts" if self._external_url else ""
@@ -553,16 +759,61 @@ class Monitor:
         current = {(a.rule, a.labels): a for a in alerts}
         for key, alert in current.items():
             before = scope.states.get(key)
-            try:
-                if alert.state is AlertState.FIRING and before is not AlertState.FIRING:
-                    self._fired(name, scope, alert)
-                elif alert.state is AlertState.INACTIVE and before is AlertState.FIRING:
-                    self._resolved(name, alert)
-            except ZerodownError as exc:
-                log.warning("monitor: recording alert %s failed: %s", alert.rule, exc.message)
-            except Exception:  # a bug here must not stop the other alerts being recorded
-                log.exception("monitor: recording alert %s failed", alert.rule)
+            if alert.state is AlertState.FIRING and before is not AlertState.FIRING:
+                self._note(name, scope, alert, fired=True)
+            elif alert.state is AlertState.INACTIVE and before is AlertState.FIRING:
+                self._note(name, scope, alert, fired=False)
         scope.states = {key: alert.state for key, alert in current.items()}
+
+    def _note(
+        self, name: str, scope: _Scope, alert: Alert, *, fired: bool, why: str | None = None
+    ) -> None:
+        """Record that ``alert`` fired or resolved (event, incident); a failure is logged."""
+        try:
+            if fired:
+                self._fired(name, scope, alert)
+            else:
+                self._resolved(name, alert, why=why)
+        except ZerodownError as exc:
+            log.warning("monitor: recording alert %s failed: %s", alert.rule, exc.message)
+        except Exception:  # a bug here must not stop the other alerts being recorded
+            log.exception("monitor: recording alert %s failed", alert.rule)
+
+    def _check_incidents(self, name: str, scope: _Scope) -> None:
+        """After a start, recover the open incidents of alerts that are neither pending nor
+        firing now: their alert resolved while the controller was down (and its state was not
+        saved, or its rule is gone). Incidents of rules that failed to evaluate wait."""
+        scope.check_incidents = False
+        if self.incidents is None or name == HOST_SCOPE:
+            return
+        errors = scope.evaluator.errors()
+        active = {fingerprint(a.labels) for a in scope.alerts if a.state is not AlertState.INACTIVE}
+        try:
+            records = self.incidents.list(name, open_only=True)
+        except ZerodownError as exc:
+            scope.check_incidents = True
+            self._failed("incidents", name, exc)
+            return
+        for record in records:
+            if not record.source.startswith("alert:") or record.key in active:
+                continue
+            rule = record.source.removeprefix("alert:")
+            if rule in errors:
+                scope.check_incidents = True
+                continue
+            why = (
+                "its rule no longer exists"
+                if rule not in scope.rules
+                else "its rule found nothing at the first evaluation"
+            )
+            note = f"alert {rule} not firing after the controller restarted ({why})"
+            try:
+                self.incidents.advance(record.id, "recovered", who=INCIDENT_ACTOR, note=note)
+            except InputError as exc:  # moved by a person meanwhile
+                log.info("incident %s not moved to recovered: %s", record.id, exc)
+            except ZerodownError as exc:
+                scope.check_incidents = True
+                self._failed("incidents", name, exc)
 
     def _fired(self, name: str, scope: _Scope, alert: Alert) -> None:
         annotations = alert.annotation_map
@@ -601,11 +852,12 @@ class Monitor:
             },
         )
 
-    def _resolved(self, name: str, alert: Alert) -> None:
+    def _resolved(self, name: str, alert: Alert, *, why: str | None = None) -> None:
+        reason = f" ({why})" if why else ""
         self._event(
             name,
             "alert.resolved",
-            f"alert {alert.rule} resolved",
+            f"alert {alert.rule} resolved{reason}",
             self._alert_data(alert),
         )
         if self.incidents is None or name == HOST_SCOPE:
@@ -615,7 +867,7 @@ class Monitor:
         record = self.incidents.find_open(fingerprint(alert.labels))
         if record is None:
             return
-        note = f"alert {alert.rule} resolved"
+        note = f"alert {alert.rule} resolved{reason}"
         try:
             self.incidents.advance(
                 record.id, "recovered", who=INCIDENT_ACTOR, note=note, at=alert.resolved_at
@@ -693,8 +945,8 @@ class Monitor:
             horizon = datetime.fromtimestamp(now, UTC) - timedelta(seconds=EXPIRED_RETENTION)
             self.notifier.silences.forget(ended_before=horizon)
             self.notifier.forget_log(before=horizon)
-        except ZerodownError as exc:
-            log.warning("monitor housekeeping failed: %s", exc.message)
+        except Exception as exc:  # tried again in a minute
+            self._failed("housekeeping", HOST_SCOPE, exc)
 
     # what the API asks -----------------------------------------------------------------------
     def exposition(self) -> str:
@@ -709,9 +961,12 @@ class Monitor:
                 instances = self.store.list_instances(
                     service.name, states=(*LIVE_STATES, "crashed")
                 )
+                samples.extend(self._fresh_samples(name, releases, instances, now))
             except ZerodownError:
                 continue
-            samples.extend(self._fresh_samples(name, releases, instances, now))
+            except Exception as exc:  # one service must not take /metrics down
+                self._failed("exposition", name, exc)
+                continue
             samples.extend(self._usage.get(name, []))
         samples.extend(self._host)
         samples.extend(self._collected())

@@ -9,7 +9,12 @@ wait for them.
 
 What survives a restart of the controller, as in Alertmanager: the silences (saved when added
 or expired) and the notification log (saved after every flush that changed it), so a restarted
-controller neither forgets a silence nor repeats a notification it already sent.
+controller neither forgets a silence nor repeats a notification it already sent. What survives
+a new routing configuration of a scope: its alerts (handed to the new pipeline, which groups
+them by the new routes) and its notification log.
+
+Nothing grows without end: resolved alerts no group holds any more are dropped, and log entries
+and expired silences are forgotten after five days (``forget``), in memory and in the store.
 """
 
 from __future__ import annotations
@@ -244,6 +249,11 @@ class Notifier:
         for scope, kind, payload in work:
             if kind == "configure":
                 self._configure(scope, payload)
+            elif kind == "forget":
+                try:
+                    self._forget(payload)
+                except ZerodownError as exc:  # the store is away: forgotten next time
+                    log.warning("forgetting old notification log entries failed: %s", exc.message)
             elif kind == "drop":
                 self._keep_log(scope)
                 self._dispatchers.pop(scope, None)
@@ -269,9 +279,18 @@ class Notifier:
         with self._groups_lock:
             return list(self._groups)
 
+    def held(self, scope: str) -> tuple[int, int]:
+        """How many alerts and notification log entries ``scope``'s pipeline holds (read on
+        the notifier's thread, or with it stopped)."""
+        dispatcher = self._dispatchers.get(scope)
+        if dispatcher is None:
+            return 0, 0
+        return len(dispatcher.alerts()), len(dispatcher.notification_log())
+
     # internals -----------------------------------------------------------------------------
     def _configure(self, scope: str, routing: AlertmanagerConfig) -> None:
         self._keep_log(scope)
+        previous = self._dispatchers.get(scope)
         dispatcher = Dispatcher(
             routing,
             clock=self.clock,
@@ -280,6 +299,10 @@ class Notifier:
             external_url=self.external_url,
         )
         dispatcher.restore_notification_log(self._saved.get(scope, {}))
+        if previous is not None:
+            # Alertmanager keeps its alerts across a reload and groups them by the new routes;
+            # the notification log then tells each group what its receivers already know.
+            dispatcher.receive(previous.alerts())
         self._dispatchers[scope] = dispatcher
 
     def _deliver(self, scope: str, notification: Notification) -> bool:
@@ -330,6 +353,24 @@ class Notifier:
         saved.update(changed)
 
     def forget_log(self, *, before: datetime) -> None:
-        """Drop log entries older than ``before`` from the store (5 days, as Alertmanager)."""
+        """Drop log entries older than ``before`` (5 days, as Alertmanager) from memory and the
+        store, and resolved alerts no group holds any more (done at the notifier's next step,
+        on its own thread)."""
+        self._put("", "forget", before)
+
+    def _forget(self, before: datetime) -> None:
+        alerts = entries = 0
+        for dispatcher in self._dispatchers.values():
+            gone_alerts, gone_entries = dispatcher.forget(log_before=before)
+            alerts += gone_alerts
+            entries += gone_entries
+        for scope in list(self._saved):
+            saved = self._saved[scope]
+            for key in [key for key, entry in saved.items() if entry.at < before]:
+                del saved[key]
+            if not saved and scope not in self._dispatchers:
+                del self._saved[scope]
+        if alerts or entries:
+            log.debug("notifier forgot %d resolved alerts and %d log entries", alerts, entries)
         if self.records is not None:
             self.records.delete_notification_log(before=_epoch(before))

@@ -29,11 +29,17 @@ gives (``RuleEvaluator.evaluate(now)``; each group runs when its ``interval`` ha
 pending is sent when it was resolved since it was last sent, or when ``resend_delay`` (1 minute)
 has passed since; ``ends_at`` is ``resolved_at``, or ``now + 4 * max(resend_delay, interval)``
 for a firing alert (so a receiver drops it if the sender dies).
+
+Across a reload or a restart, ``saved_alerts()`` and ``adopt()`` carry alert states over, as
+Prometheus does for rules whose group, name, expression and labels are unchanged (its
+``Group.CopyState`` and ``ALERTS_FOR_STATE``): ``for`` timers go on, firing alerts stay firing.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -59,6 +65,7 @@ __all__ = [
     "AlertState",
     "RuleEvaluator",
     "RuleGroup",
+    "SavedAlert",
     "Template",
     "TemplateError",
     "default_rules",
@@ -67,6 +74,7 @@ __all__ = [
     "humanize",
     "load_rules",
     "parse_rules",
+    "rule_id",
     "with_generator_url",
 ]
 
@@ -465,6 +473,18 @@ class RuleGroup:
     interval: float = DEFAULT_EVALUATION_INTERVAL
 
 
+def rule_id(group: RuleGroup, rule: AlertRule) -> str:
+    """What decides a rule's alerts, as a short hash: its group's name, its name, its expression
+    (spacing aside) and its labels. Alerts keep their states while it is unchanged."""
+    parts = [
+        group.name,
+        rule.name,
+        " ".join(rule.expr_text.split()),
+        json.dumps(sorted((name, template.text) for name, template in rule.labels.items())),
+    ]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
 _GROUP_KEYS: Final = frozenset({"name", "interval", "rules"})
 _RULE_KEYS: Final = frozenset({"alert", "expr", "for", "keep_firing_for", "labels", "annotations"})
 
@@ -749,9 +769,30 @@ class _Active:
         )
 
 
+@dataclass(frozen=True)
+class SavedAlert:
+    """An alert of a ``RuleEvaluator`` with what its state depends on, to be taken over by
+    another evaluator (after a reload) or saved and restored (across a restart). Times are
+    epoch seconds."""
+
+    rule_id: str
+    rule: str
+    labels: LabelSet
+    annotations: LabelSet
+    state: AlertState
+    value: float
+    active_at: float
+    fired_at: float | None = None
+    resolved_at: float | None = None
+    keep_firing_since: float | None = None
+    last_sent_at: float | None = None
+    valid_until: float | None = None
+
+
 @dataclass
 class _RuleState:
     rule: AlertRule
+    rule_id: str
     active: dict[LabelSet, _Active] = field(default_factory=dict)
     last_error: str | None = None
 
@@ -782,9 +823,71 @@ class RuleEvaluator:
         self.external_url = external_url
         self.lookback = lookback
         self._states: dict[str, list[_RuleState]] = {
-            group.name: [_RuleState(rule) for rule in group.rules] for group in self.groups
+            group.name: [_RuleState(rule, rule_id(group, rule)) for rule in group.rules]
+            for group in self.groups
         }
         self._last_run: dict[str, float] = {}
+
+    def saved_alerts(self) -> list[SavedAlert]:
+        """Every alert held (pending, firing, recently resolved) with its full state."""
+        out: dict[tuple[str, LabelSet], SavedAlert] = {}
+        for group in self.groups:
+            for state in self._states[group.name]:
+                for labels in sorted(state.active):
+                    alert = state.active[labels]
+                    out.setdefault(
+                        (state.rule_id, labels),
+                        SavedAlert(
+                            rule_id=state.rule_id,
+                            rule=state.rule.name,
+                            labels=labels,
+                            annotations=alert.annotations,
+                            state=alert.state,
+                            value=alert.value,
+                            active_at=alert.active_at,
+                            fired_at=alert.fired_at,
+                            resolved_at=alert.resolved_at,
+                            keep_firing_since=alert.keep_firing_since,
+                            last_sent_at=alert.last_sent_at,
+                            valid_until=alert.valid_until,
+                        ),
+                    )
+        return list(out.values())
+
+    def adopt(self, saved: Iterable[SavedAlert], *, now: datetime | float) -> list[Alert]:
+        """Take over ``saved`` alerts of the rules that are unchanged here (same ``rule_id``):
+        their states, ``for`` timers and send times go on as if nothing happened.
+
+        The alerts of rules that are gone (or changed) cannot go on: those that were firing
+        are returned resolved at ``now``, for the caller to record and notify; pending and
+        already resolved ones are dropped."""
+        at = _seconds(now)
+        by_id: dict[str, list[_RuleState]] = {}
+        for states in self._states.values():
+            for state in states:
+                by_id.setdefault(state.rule_id, []).append(state)
+        ended: list[Alert] = []
+        for alert in saved:
+            active = _Active(
+                labels=alert.labels,
+                annotations=alert.annotations,
+                state=alert.state,
+                value=alert.value,
+                active_at=alert.active_at,
+                fired_at=alert.fired_at,
+                resolved_at=alert.resolved_at,
+                last_sent_at=alert.last_sent_at,
+                keep_firing_since=alert.keep_firing_since,
+                valid_until=alert.valid_until,
+            )
+            targets = by_id.get(alert.rule_id, [])
+            for state in targets:
+                state.active[alert.labels] = replace(active)
+            if not targets and alert.state is AlertState.FIRING:
+                active.state = AlertState.INACTIVE
+                active.resolved_at = max(at, alert.active_at)
+                ended.append(active.snapshot(alert.rule))
+        return ended
 
     def evaluate(self, now: datetime | float) -> list[Alert]:
         """Evaluate every group whose interval has passed; return all alerts after that.

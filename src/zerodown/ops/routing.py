@@ -1329,6 +1329,27 @@ class Dispatcher:
         """The notification log by (group key, receiver, integration index), to be saved."""
         return dict(self._log)
 
+    def alerts(self) -> list[RoutedAlert]:
+        """The alerts received and not yet forgotten (to hand to a dispatcher replacing this
+        one, as Alertmanager's alert store outlives a configuration reload)."""
+        return sorted(self._alerts.values(), key=lambda alert: alert.fingerprint)
+
+    def forget(self, *, log_before: datetime) -> tuple[int, int]:
+        """Drop what is no longer needed: resolved alerts no group holds any more (as
+        Alertmanager's alert store collects them) and notification log entries written before
+        ``log_before`` (its ``--data.retention``). The numbers of alerts and entries dropped."""
+        now = self.clock.now()
+        held = {fp for group in self._groups.values() for fp in group.alerts}
+        alerts = [
+            fp for fp, alert in self._alerts.items() if alert.resolved(now) and fp not in held
+        ]
+        for fp in alerts:
+            del self._alerts[fp]
+        entries = [key for key, entry in self._log.items() if entry.at < log_before]
+        for key in entries:
+            del self._log[key]
+        return len(alerts), len(entries)
+
     def restore_notification_log(self, entries: Mapping[tuple[str, str, int], LogEntry]) -> None:
         """Take back a saved notification log, so a restarted notifier does not repeat what
         it already sent (Alertmanager keeps its log on disk for the same reason)."""

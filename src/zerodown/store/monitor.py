@@ -8,10 +8,17 @@ Series are stored in two resolutions (migration 0003):
   time), kept much longer (``monitor.retention``). ``roll_up_samples`` builds them from the
   complete minutes that are not rolled up yet; the mark ``rolled_until`` says how far it got,
   and ``trim_samples`` never deletes a raw sample that is not rolled up, so a crash between the
-  two loses nothing.
+  two loses nothing. A sample written late, in a minute already rolled up (it waited in the
+  monitor's queue while the store was away), is added to that minute's aggregate by
+  ``write_samples`` in the same transaction.
+- ``monitor_alert_states``: the alerts each scope's rule evaluator holds (pending, firing and
+  recently resolved, as Prometheus' ``ALERTS_FOR_STATE``), so a restarted controller picks up
+  where it left off instead of sending every alert through ``for`` again.
 
 A series is named by ``key``, the canonical JSON of its label set (the metric name as
-``__name__``); ``service`` (empty for host series) picks the retention that applies to it.
+``__name__``); ``service`` (empty for host series) picks the retention that applies to it. A key
+is at most ``MAX_SERIES_KEY_BYTES`` long (PostgreSQL cannot index a longer one); the monitor
+keeps longer series in memory only.
 
 ``SqlMonitorTables`` is a mixin of ``SqlStore``; ``MonitorTables`` is the Protocol the monitor
 programs against. Records are plain values: the store knows nothing of the monitor's types.
@@ -29,6 +36,8 @@ if TYPE_CHECKING:
     from zerodown.store.sql import _Transaction
 
 __all__ = [
+    "MAX_SERIES_KEY_BYTES",
+    "AlertStateRecord",
     "MonitorTables",
     "NotificationLogRecord",
     "RollupRow",
@@ -43,6 +52,9 @@ T = TypeVar("T")
 MINUTE: Final = 60.0
 _ROLLED_UNTIL: Final = "rolled_until"
 _CHUNK: Final = 200  # rows per multi-row INSERT (well under SQLite's 32766 parameters)
+MAX_SERIES_KEY_BYTES: Final = 2000
+"""Longest series key (UTF-8 bytes) the store takes: a PostgreSQL B-tree entry must fit in a
+third of a page (2704 bytes), and the key is indexed for uniqueness."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,25 @@ class NotificationLogRecord:
     at: float
 
 
+@dataclass(frozen=True)
+class AlertStateRecord:
+    """One alert of a scope's rule evaluator as saved: ``rule_id`` names the rule and what
+    decides its alerts (group, name, expression, labels); times are epoch seconds."""
+
+    scope: str
+    rule_id: str
+    rule: str
+    fingerprint: str
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...]
+    state: str
+    value: float
+    active_at: float
+    fired_at: float | None
+    resolved_at: float | None
+    keep_firing_since: float | None
+
+
 @runtime_checkable
 class MonitorTables(Protocol):
     """Persistence of the monitor. Safe to call from several threads."""
@@ -119,7 +150,13 @@ class MonitorTables(Protocol):
         ...
 
     def write_samples(self, rows: Sequence[tuple[int, float, float | None]]) -> None:
-        """Store ``(series_id, ts, value)`` samples; a sample at a stored time replaces it."""
+        """Store ``(series_id, ts, value)`` samples; a sample at a stored time replaces it (of
+        two at the same time in ``rows``, the last one is kept). A sample in a minute already
+        rolled up is added to that minute's aggregate."""
+        ...
+
+    def ping(self) -> None:
+        """Return if the store answers; raise ``TemporaryError`` if it cannot be reached."""
         ...
 
     def read_samples(
@@ -170,6 +207,14 @@ class MonitorTables(Protocol):
 
     def delete_notification_log(self, *, before: float) -> int:
         """Forget entries last written before ``before``; how many."""
+        ...
+
+    def save_alert_states(self, scope: str, records: Sequence[AlertStateRecord]) -> None:
+        """Make ``records`` the saved alerts of ``scope`` (replacing what was saved)."""
+        ...
+
+    def alert_states(self) -> list[AlertStateRecord]:
+        """The saved alerts of every scope, by scope, rule and fingerprint."""
         ...
 
 
@@ -230,17 +275,33 @@ class SqlMonitorTables:
     def write_samples(self, rows: Sequence[tuple[int, float, float | None]]) -> None:
         if not rows:
             return
+        # One row per (series, time), the last one given: PostgreSQL refuses an upsert that
+        # touches the same row twice ("ON CONFLICT DO UPDATE command cannot affect row a
+        # second time"), which would fail the whole batch.
+        latest: dict[tuple[int, float], float | None] = {}
+        for series_id, ts, value in rows:
+            latest[(int(series_id), float(ts))] = value
+        unique = [(series_id, ts, value) for (series_id, ts), value in latest.items()]
 
         def work(tx: _Transaction) -> None:
-            for chunk in _chunks(rows):
+            mark = tx.one("SELECT value FROM monitor_marks WHERE name = ?", [_ROLLED_UNTIL])
+            rolled = float(mark[0]) if mark else -math.inf
+            late = [row for row in unique if row[1] < rolled]
+            before = _stored_values(tx, late, rolled) if late else {}
+            for chunk in _chunks(unique):
                 tx.execute(
                     "INSERT INTO monitor_samples (series_id, ts, value) VALUES "
                     + _placeholders(len(chunk), 3)
                     + " ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value",
                     [v for row in chunk for v in row],
                 )
+            if late:
+                _add_to_rollups(tx, late, before)
 
         self._run(work)
+
+    def ping(self) -> None:
+        self._run(lambda tx: tx.one("SELECT 1"), write=False)
 
     @staticmethod
     def _series_filter(service: str | None, names: Sequence[str]) -> tuple[str, list[Any]]:
@@ -521,6 +582,155 @@ class SqlMonitorTables:
     def delete_notification_log(self, *, before: float) -> int:
         return self._run(
             lambda tx: _rowcount(tx.execute("DELETE FROM monitor_nflog WHERE at < ?", [before]))
+        )
+
+    # alert states -------------------------------------------------------------------------------
+    def save_alert_states(self, scope: str, records: Sequence[AlertStateRecord]) -> None:
+        def work(tx: _Transaction) -> None:
+            tx.execute("DELETE FROM monitor_alert_states WHERE scope = ?", [scope])
+            for chunk in _chunks(records, 50):
+                tx.execute(
+                    "INSERT INTO monitor_alert_states (scope, rule_id, fingerprint, rule,"
+                    " labels, annotations, state, value, active_at, fired_at, resolved_at,"
+                    " keep_firing_since) VALUES " + _placeholders(len(chunk), 12),
+                    [
+                        v
+                        for r in chunk
+                        for v in (
+                            scope,
+                            r.rule_id,
+                            r.fingerprint,
+                            r.rule,
+                            json.dumps([list(pair) for pair in r.labels]),
+                            json.dumps([list(pair) for pair in r.annotations]),
+                            r.state,
+                            r.value if math.isfinite(r.value) else None,
+                            r.active_at,
+                            r.fired_at,
+                            r.resolved_at,
+                            r.keep_firing_since,
+                        )
+                    ],
+                )
+
+        self._run(work)
+
+    def alert_states(self) -> list[AlertStateRecord]:
+        rows = self._run(
+            lambda tx: tx.all(
+                "SELECT scope, rule_id, rule, fingerprint, labels, annotations, state, value,"
+                " active_at, fired_at, resolved_at, keep_firing_since FROM monitor_alert_states"
+                " ORDER BY scope, rule_id, fingerprint"
+            ),
+            write=False,
+        )
+        return [
+            AlertStateRecord(
+                scope=str(r[0]),
+                rule_id=str(r[1]),
+                rule=str(r[2]),
+                fingerprint=str(r[3]),
+                labels=tuple((str(n), str(v)) for n, v in json.loads(r[4])),
+                annotations=tuple((str(n), str(v)) for n, v in json.loads(r[5])),
+                state=str(r[6]),
+                value=math.nan if r[7] is None else float(r[7]),
+                active_at=float(r[8]),
+                fired_at=_value(r[9]),
+                resolved_at=_value(r[10]),
+                keep_firing_since=_value(r[11]),
+            )
+            for r in rows
+        ]
+
+
+def _counted(value: float | None) -> bool:
+    """Whether a stored value counts in a minute's aggregate (not a staleness marker)."""
+    return value is not None and not math.isnan(value)
+
+
+def _stored_values(
+    tx: _Transaction, rows: Sequence[tuple[int, float, float | None]], rolled: float
+) -> dict[tuple[int, float], float | None]:
+    """The values stored now at the times of ``rows`` (all before ``rolled``), if any."""
+    wanted = {(series_id, ts) for series_id, ts, _ in rows}
+    since = min(ts for _, ts, _ in rows)
+    found: dict[tuple[int, float], float | None] = {}
+    for chunk in _chunks(sorted({series_id for series_id, _, _ in rows})):
+        for series_id, ts, value in tx.all(
+            "SELECT series_id, ts, value FROM monitor_samples WHERE ts >= ? AND ts < ?"
+            " AND series_id IN (" + ", ".join("?" * len(chunk)) + ")",
+            [since, rolled, *chunk],
+        ):
+            point = (int(series_id), float(ts))
+            if point in wanted:
+                found[point] = _value(value)
+    return found
+
+
+def _add_to_rollups(
+    tx: _Transaction,
+    rows: Sequence[tuple[int, float, float | None]],
+    before: Mapping[tuple[int, float], float | None],
+) -> None:
+    """Add late samples to the aggregates of the minutes they fall in (already rolled up).
+
+    A new sample adds to the count, the sum, the bounds and perhaps the last value; one that
+    replaces a stored value changes the sum by the difference (the bounds can only widen: the
+    value it replaces is not known to have been the minimum or maximum)."""
+    # (series, minute) -> [count change, sum change, low, high, last, last_ts]
+    changes: dict[tuple[int, float], list[float]] = {}
+    for series_id, ts, value in sorted(rows, key=lambda row: row[1]):
+        old = before.get((series_id, ts))
+        minute = math.floor(ts / MINUTE) * MINUTE
+        change = changes.setdefault(
+            (series_id, minute), [0.0, 0.0, math.inf, -math.inf, math.nan, -math.inf]
+        )
+        if _counted(old):
+            assert old is not None
+            change[0] -= 1
+            change[1] -= old
+        if value is not None and _counted(value):
+            change[0] += 1
+            change[1] += value
+            change[2] = min(change[2], value)
+            change[3] = max(change[3], value)
+            change[4], change[5] = value, ts
+    added = [(key, c) for key, c in changes.items() if math.isfinite(c[2])]
+    for chunk in _chunks(added, 100):
+        tx.execute(
+            "INSERT INTO monitor_rollups"
+            " (series_id, minute, samples, total, low, high, last, last_ts) VALUES "
+            + _placeholders(len(chunk), 8)
+            + " ON CONFLICT (series_id, minute) DO UPDATE SET"
+            " samples = monitor_rollups.samples + excluded.samples,"
+            " total = monitor_rollups.total + excluded.total,"
+            " low = CASE WHEN excluded.low < monitor_rollups.low"
+            " THEN excluded.low ELSE monitor_rollups.low END,"
+            " high = CASE WHEN excluded.high > monitor_rollups.high"
+            " THEN excluded.high ELSE monitor_rollups.high END,"
+            " last = CASE WHEN excluded.last_ts >= monitor_rollups.last_ts"
+            " THEN excluded.last ELSE monitor_rollups.last END,"
+            " last_ts = CASE WHEN excluded.last_ts >= monitor_rollups.last_ts"
+            " THEN excluded.last_ts ELSE monitor_rollups.last_ts END",
+            [
+                v
+                for (series_id, minute), c in chunk
+                for v in (series_id, minute, int(c[0]), c[1], c[2], c[3], c[4], c[5])
+            ],
+        )
+    # Stored values only taken back (replaced by staleness markers): the count and sum shrink,
+    # and a minute left with no sample goes.
+    for (series_id, minute), c in changes.items():
+        if math.isfinite(c[2]) or not c[0]:
+            continue
+        tx.execute(
+            "UPDATE monitor_rollups SET samples = samples + ?, total = total + ?"
+            " WHERE series_id = ? AND minute = ?",
+            [int(c[0]), c[1], series_id, minute],
+        )
+        tx.execute(
+            "DELETE FROM monitor_rollups WHERE series_id = ? AND minute = ? AND samples <= 0",
+            [series_id, minute],
         )
 
 

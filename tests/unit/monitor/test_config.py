@@ -89,3 +89,20 @@ def test_the_fingerprint_changes_with_a_file_s_content(tmp_path: Path) -> None:
     assert service_config(spec, tmp_path).fingerprint == before
     (tmp_path / "rules.yaml").write_text(rule.format(n=1))
     assert service_config(spec, tmp_path).fingerprint != before
+
+
+def test_a_rule_reading_further_back_than_the_monitor_keeps_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(
+        "groups:\n  - name: slow\n    rules:\n"
+        "      - alert: Ok\n        expr: rate(x[1h] offset 5h) > 0\n"
+        "      - alert: WeeklyTrend\n        expr: sum(rate(x[7d])) > 1\n"
+    )
+    spec = parse_spec(
+        BASE + "monitor:\n  rules: [rules.yaml]\n", filename=str(tmp_path / "zerodown.yaml")
+    ).spec
+    with pytest.raises(InputError) as caught:
+        check_monitor_files(spec, tmp_path)
+    assert caught.value.message == (
+        f"{tmp_path / 'rules.yaml'}: rule 'WeeklyTrend' (group 'slow') reads 168 h back, more "
+        "than the 6 h of samples the monitor keeps for rules; shorten its range or offset"
+    )

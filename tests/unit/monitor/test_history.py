@@ -1,17 +1,25 @@
 """The monitor's series in the store: downsampling to one-minute aggregates, retention per
-service, staleness, and reading back across both resolutions.
+service, staleness, reading back across both resolutions, and writing that never stalls.
 
-The store is the SQLite store in memory (``MemoryStore``), the same code as on disk.
+The store is the SQLite store in memory (``MemoryStore``), the same code as on disk; to make it
+refuse or lose its connection, ``FlakyTables`` wraps it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
+import pytest
+
+from zerodown.core.errors import OperationFailedError, TemporaryError
 from zerodown.core.samples import MetricSample
+from zerodown.monitor import history as history_module
 from zerodown.monitor.history import SeriesHistory
 from zerodown.ops import promql
 from zerodown.ops.series import is_stale_marker
+from zerodown.store.monitor import SeriesKey
 from zerodown.testing import MemoryStore
 
 T0 = 1_700_000_040.0  # a whole minute
@@ -151,3 +159,113 @@ def test_without_a_store_the_history_reads_from_memory() -> None:
     assert history.flush() == 0
     [only] = history.read(service="web", since=T0 - 1, until=T0 + 1)
     assert only.points == [(T0, 1.0)] and not math.isnan(only.points[0][1])
+
+
+class FlakyTables:
+    """The in-memory store, made to refuse every batch holding a sample of a metric named in
+    ``refuse`` (as a database refuses a batch), or to be unreachable while ``down``."""
+
+    def __init__(self) -> None:
+        self.store = MemoryStore()
+        self.refuse: set[str] = set()
+        self.down = False
+        self.writes = 0
+        self._names: dict[int, str] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def ping(self) -> None:
+        if self.down:
+            raise TemporaryError("connection refused", retry_after=1.0)
+
+    def series_ids(self, series: Sequence[SeriesKey]) -> dict[str, int]:
+        self.ping()
+        ids = self.store.series_ids(series)
+        self._names.update({ids[s.key]: s.name for s in series})
+        return ids
+
+    def write_samples(self, rows: Sequence[tuple[int, float, float | None]]) -> None:
+        self.writes += 1
+        self.ping()
+        if any(self._names.get(row[0]) in self.refuse for row in rows):
+            raise OperationFailedError("value out of range")
+        self.store.write_samples(rows)
+
+
+def stored(store: Any, name: str) -> list[float | None]:
+    rows = store.read_samples(since=0, until=T0 + HOUR, service="web", names=[name])
+    return [r.value for r in rows]
+
+
+def test_two_samples_of_one_series_in_one_round_keep_the_last() -> None:
+    store = MemoryStore()
+    history = SeriesHistory(store, memory_retention=HOUR)
+    history.record("web", [gauge(1.0), gauge(2.0, name="other"), gauge(3.0)], T0)
+    assert history.flush() == 2
+    assert stored(store, "temp") == [3.0]
+    [(_, points)] = history.memory.select(
+        [promql.LabelMatcher.create("__name__", "=", "temp")], start=0, end=T0
+    )
+    assert points == [(T0, 3.0)]
+
+
+def test_a_batch_the_store_refuses_costs_only_the_refused_samples() -> None:
+    tables = FlakyTables()
+    tables.refuse = {"bad"}
+    history = SeriesHistory(tables, memory_retention=HOUR)  # type: ignore[arg-type]
+    for i in range(3):
+        history.record("web", [gauge(float(i)), gauge(9.0, name="bad")], T0 + 15 * i)
+    assert history.flush() == 3
+    assert stored(tables.store, "temp") == [0.0, 1.0, 2.0]
+    assert history.dropped["refused"] == 3 and history.queued == 0
+    tables.refuse = set()
+    history.record("web", [gauge(5.0), gauge(9.0, name="bad")], T0 + 60)
+    assert history.flush() == 2 and stored(tables.store, "bad") == [9.0]
+
+
+def test_a_store_that_cannot_be_reached_keeps_the_samples_until_it_answers() -> None:
+    tables = FlakyTables()
+    tables.down = True
+    history = SeriesHistory(tables, memory_retention=HOUR)  # type: ignore[arg-type]
+    for i in range(6):
+        history.record("web", [gauge(float(i))], T0 + 15 * i)
+        assert history.flush() == 0
+    assert history.queued == 6 and history.dropped["refused"] == 0
+    tables.down = False
+    assert history.flush() == 6 and stored(tables.store, "temp") == [float(i) for i in range(6)]
+
+
+def test_the_queue_limit_holds_whatever_the_store_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history_module, "MAX_PENDING_ROWS", 4)
+    tables = FlakyTables()
+    tables.down = True
+    history = SeriesHistory(tables, memory_retention=HOUR)  # type: ignore[arg-type]
+    for i in range(6):
+        history.record("web", [gauge(float(i))], T0 + 15 * i)
+        history.flush()
+    assert history.queued == 4 and history.dropped["queue_full"] == 2
+    tables.down = False
+    assert history.flush() == 4 and stored(tables.store, "temp") == [2.0, 3.0, 4.0, 5.0]
+
+
+def test_a_series_with_labels_too_long_to_store_stays_in_memory_only() -> None:
+    store = MemoryStore()
+    history = SeriesHistory(store, memory_retention=HOUR)
+    history.record("web", [gauge(1.0, path="x" * 3000), gauge(2.0, name="ok")], T0)
+    assert history.flush() == 1
+    assert stored(store, "temp") == [] and stored(store, "ok") == [2.0]
+    assert history.dropped["labels_too_long"] == 1
+    assert len(promql.evaluate_vector("temp", history.memory, T0)) == 1
+
+
+def test_series_no_longer_sampled_are_forgotten_with_their_samples() -> None:
+    history = SeriesHistory(MemoryStore(), memory_retention=HOUR)
+    for deploy in range(50):  # every deploy brings instances with new ids
+        history.record("web", [gauge(1.0, instance=f"web-{deploy}")], T0 + 60 * deploy)
+    history.flush()
+    assert history.tracked == 50
+    keep(history, T0 + 60 * 49 + HOUR - 30)
+    assert history.tracked == history.memory.series_count() < 50
+    keep(history, T0 + 60 * 49 + HOUR + 1)
+    assert history.tracked == history.memory.series_count() == 0

@@ -11,12 +11,15 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from zerodown.core.types import ServiceName, Version
 from zerodown.incidents import IncidentBook
 from zerodown.monitor import Monitor
 from zerodown.ops.routing import Notification, fingerprint
 from zerodown.spec import parse_spec
 from zerodown.store.base import ReleaseStatus
+from zerodown.store.incidents import IncidentRecord
 from zerodown.store.sqlite import SqliteStore
 from zerodown.testing import FrozenClock, RecordingRouter
 from zerodown.traffic.base import GroupMetrics, LatencyHistogram, ServiceMetrics, latency_bucket
@@ -66,12 +69,15 @@ class ScriptedRouter(RecordingRouter):
         super().__init__()
         self.ok = 0
         self.failed = 0
+        self.broken: set[str] = set()
 
     def serve(self, ok: int, failed: int) -> None:
         self.ok += ok
         self.failed += failed
 
     def metrics(self, service: str) -> ServiceMetrics:
+        if service in self.broken:
+            raise RuntimeError(f"data plane bug for {service}")
         total = self.ok + self.failed
         group = GroupMetrics(
             group="r1",
@@ -107,18 +113,19 @@ class World:
         self.sent.append(notification)
         return True
 
-    def deploy(self) -> None:
+    def deploy(self, service: str = "web") -> None:
         (self.tmp_path / "rules.yaml").write_text(RULES)
         (self.tmp_path / "alertmanager.yml").write_text(ROUTING)
-        spec_path = self.tmp_path / "zerodown.yaml"
-        spec_path.write_text(SPEC)
-        loaded = parse_spec(SPEC, filename=str(spec_path))
-        name = ServiceName("web")
-        self.store.upsert_service(name, spec_path=str(spec_path), spec_text=SPEC)
+        text = SPEC.replace("service: web", f"service: {service}")
+        spec_path = self.tmp_path / f"{service}.yaml"
+        spec_path.write_text(text)
+        loaded = parse_spec(text, filename=str(spec_path))
+        name = ServiceName(service)
+        self.store.upsert_service(name, spec_path=str(spec_path), spec_text=text)
         release = self.store.create_release(
             name,
             version=Version("v2"),
-            spec_text=SPEC,
+            spec_text=text,
             spec_hash=loaded.spec_hash,
             strategy="canary",
             state={"recorded": {"p95": 0.002}},
@@ -133,11 +140,16 @@ class World:
             self.monitor.notifier.step()
             self.clock.advance(10)
 
-    def restart(self) -> None:
+    def restart(self, *, down_for: float = 0.0) -> None:
         self.monitor.stop()
         self.store.close()
+        self.clock.advance(down_for)
         self.store = SqliteStore(self.db, clock=self.clock)
         self.monitor = self._monitor()
+
+    def incident(self) -> IncidentRecord:
+        [record] = self.store.list_incidents("web", limit=10)
+        return record
 
     def events(self, kind: str) -> list[str]:
         return [e.message for e in self.store.list_events(ServiceName("web")) if e.kind == kind]
@@ -258,3 +270,133 @@ def test_a_new_release_with_the_same_monitoring_keeps_the_alerts_state(tmp_path:
     assert world.monitor.alerts()["alerts"][0]["state"] == "firing"
     assert len(world.events("alert.firing")) == 1
     assert [n.status for n in world.sent] == ["firing"]
+
+
+MORE_RULES = """
+  - name: web-latency
+    rules:
+      - alert: SlowRequests
+        expr: sum by (service) (rate(zerodown_request_duration_seconds_sum[1m])) > 100
+"""
+
+OTHER_RULES = """
+groups:
+  - name: web-errors
+    interval: 10s
+    rules:
+      - alert: ManyErrors
+        expr: sum by (service) (rate(zerodown_requests_total{code_class="5xx"}[1m])) > 100
+"""
+
+
+def fire(world: World) -> None:
+    world.deploy()
+    world.run(60, ok=90, failed=0)
+    world.run(120, ok=90, failed=10)
+    assert [a["state"] for a in world.monitor.alerts()["alerts"]] == ["firing"]
+    assert [n.status for n in world.sent] == ["firing"]
+    assert world.incident().is_open
+
+
+def test_a_new_rule_file_keeps_the_states_of_the_rules_it_did_not_change(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    fire(world)
+    (tmp_path / "rules.yaml").write_text(RULES + MORE_RULES)
+    (tmp_path / "alertmanager.yml").write_text(ROUTING.replace("group_wait: 10s", "group_wait: 5s"))
+    world.run(10, ok=90, failed=10)
+    assert [a["state"] for a in world.monitor.alerts()["alerts"]] == ["firing"]
+    assert len(world.events("alert.firing")) == 1
+    world.run(60, ok=90, failed=10)
+    assert [n.status for n in world.sent] == ["firing"]  # the new pipeline knows it was sent
+    world.run(180, ok=90, failed=0)
+    assert [n.status for n in world.sent] == ["firing", "resolved"]
+    assert world.incident().stage == "recovered"
+
+
+def test_the_alerts_of_a_removed_rule_are_resolved_notified_and_recover_their_incident(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    fire(world)
+    (tmp_path / "rules.yaml").write_text(OTHER_RULES)
+    world.run(80, ok=90, failed=10)
+    assert world.monitor.alerts()["alerts"] == []
+    [resolved] = world.events("alert.resolved")
+    assert resolved == "alert HighErrorRate resolved (its rule was removed or changed)"
+    assert [n.status for n in world.sent] == ["firing", "resolved"]
+    incident = world.incident()
+    assert incident.stage == "recovered"
+    assert incident.stages[-1].note == (
+        "alert HighErrorRate resolved (its rule was removed or changed)"
+    )
+
+
+def test_a_restart_keeps_a_firing_alert_firing_and_its_incident_recovers_later(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    fire(world)
+    world.restart()
+    world.run(10, ok=90, failed=10)
+    [alert] = world.monitor.alerts()["alerts"]
+    assert alert["state"] == "firing" and len(world.events("alert.firing")) == 1
+    world.run(180, ok=90, failed=0)
+    assert [n.status for n in world.sent] == ["firing", "resolved"]
+    assert world.incident().stage == "recovered"
+
+
+def test_an_alert_that_resolved_while_the_controller_was_down_recovers_its_incident(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    fire(world)
+    world.restart(down_for=300)
+    world.run(10, ok=90, failed=0)
+    assert world.monitor.alerts()["alerts"] == []
+    assert world.incident().stage == "recovered"
+    world.run(60, ok=90, failed=0)
+    assert [n.status for n in world.sent] == ["firing", "resolved"]
+
+
+def test_without_saved_alert_states_an_incident_whose_alert_is_gone_still_recovers(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    fire(world)
+    world.restart(down_for=300)
+    world.store.save_alert_states("web", [])  # as a controller that saved none
+    world.run(10, ok=90, failed=0)
+    incident = world.incident()
+    assert incident.stage == "recovered"
+    assert incident.stages[-1].note == (
+        "alert HighErrorRate not firing after the controller restarted "
+        "(its rule found nothing at the first evaluation)"
+    )
+
+
+def test_memory_keeps_what_the_longest_rule_reads_and_shrinks_when_it_goes(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    world.deploy()
+    world.run(10, ok=1, failed=0)
+    assert world.monitor.history.memory.retention == 2 * 3600
+    (tmp_path / "rules.yaml").write_text(RULES.replace("[1m]", "[4h]"))
+    world.run(10, ok=1, failed=0)
+    assert world.monitor.history.memory.retention == 4 * 3600 + 600
+    (tmp_path / "rules.yaml").write_text(RULES)
+    world.run(10, ok=1, failed=0)
+    assert world.monitor.history.memory.retention == 2 * 3600
+
+
+def test_a_service_that_breaks_sampling_does_not_stop_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = World(tmp_path)
+    world.deploy("api")  # sampled first
+    world.router.broken = {"api"}
+    fire(world)
+    failures = [r for r in caplog.records if "sample of api failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None  # once, with traceback
+    text = world.monitor.exposition()
+    assert 'zerodown_monitor_errors_total{scope="api",stage="sample"} 18\n' in text

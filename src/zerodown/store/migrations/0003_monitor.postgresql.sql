@@ -1,5 +1,6 @@
 -- The monitor's tables, PostgreSQL flavour: its time series (full-resolution samples for a
--- short window, one-minute aggregates for longer), the silences and the notification log.
+-- short window, one-minute aggregates for longer), the silences, the
+-- notification log and the alert states.
 -- Times are epoch seconds (DOUBLE PRECISION); matchers and fingerprints are JSON text.
 
 -- One row per series; key is the canonical JSON of its labels (the name as "__name__").
@@ -64,4 +65,24 @@ CREATE TABLE monitor_nflog (
     resolved    TEXT NOT NULL,
     at          DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (scope, group_key, receiver, integration)
+);
+
+-- The alerts of each scope's rule evaluator (pending, firing, recently resolved), as
+-- Prometheus' ALERTS_FOR_STATE, so a restarted controller keeps their states. rule_id names
+-- the rule and what decides its alerts (group, name, expression, labels); labels and
+-- annotations are JSON lists of [name, value] pairs. A NULL value is NaN.
+CREATE TABLE monitor_alert_states (
+    scope             TEXT NOT NULL,
+    rule_id           TEXT NOT NULL,
+    fingerprint       TEXT NOT NULL,
+    rule              TEXT NOT NULL,
+    labels            TEXT NOT NULL,
+    annotations       TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    value             DOUBLE PRECISION,
+    active_at         DOUBLE PRECISION NOT NULL,
+    fired_at          DOUBLE PRECISION,
+    resolved_at       DOUBLE PRECISION,
+    keep_firing_since DOUBLE PRECISION,
+    PRIMARY KEY (scope, rule_id, fingerprint)
 );

@@ -1,5 +1,6 @@
 -- The monitor's tables, SQLite flavour: its time series (full-resolution samples for a short
--- window, one-minute aggregates for longer), the silences and the notification log.
+-- window, one-minute aggregates for longer), the silences, the
+-- notification log and the alert states.
 -- Times are epoch seconds (REAL); matchers and fingerprints are JSON text.
 
 -- One row per series; key is the canonical JSON of its labels (the name as "__name__").
@@ -64,4 +65,24 @@ CREATE TABLE monitor_nflog (
     resolved    TEXT NOT NULL,
     at          REAL NOT NULL,
     PRIMARY KEY (scope, group_key, receiver, integration)
+);
+
+-- The alerts of each scope's rule evaluator (pending, firing, recently resolved), as
+-- Prometheus' ALERTS_FOR_STATE, so a restarted controller keeps their states. rule_id names
+-- the rule and what decides its alerts (group, name, expression, labels); labels and
+-- annotations are JSON lists of [name, value] pairs. A NULL value is NaN.
+CREATE TABLE monitor_alert_states (
+    scope             TEXT NOT NULL,
+    rule_id           TEXT NOT NULL,
+    fingerprint       TEXT NOT NULL,
+    rule              TEXT NOT NULL,
+    labels            TEXT NOT NULL,
+    annotations       TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    value             REAL,
+    active_at         REAL NOT NULL,
+    fired_at          REAL,
+    resolved_at       REAL,
+    keep_firing_since REAL,
+    PRIMARY KEY (scope, rule_id, fingerprint)
 );
