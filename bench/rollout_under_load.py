@@ -11,12 +11,16 @@ request bounded by ``--request-timeout``):
 1. ``zerodown``: ``serve --detach`` in a private ``ZERODOWN_HOME``, ``up`` v1 with
    ``platform: swarm`` and 3 replicas, load against zerodown's proxy, then ``deploy`` v2 with
    ``--strategy rolling`` (maxSurge 1, maxUnavailable 0); ``shutdown --all`` at the end.
-2. ``swarm_native``: the peer a user has on one node without the routing mesh (which needs IPVS,
+2. ``zerodown_native`` (skip with ``--skip-zerodown-native``): the same with ``strategy: native``:
+   v1 is ONE Swarm service of 3 tasks on dynamic host-mode ports behind zerodown's proxy, and
+   ``deploy`` v2 is Swarm's own in-place update (parallelism 1, start-first, delay 1s,
+   failure action pause, monitor 2s) that zerodown routes, judges and would roll back.
+3. ``swarm_native``: the peer a user has on one node without the routing mesh (which needs IPVS,
    missing on these kernels): one service publishing port 8080 in host mode on a fixed host
    port, ``--mode global`` (one task per node, the only way a fixed host-mode port runs at all
    here), updated with ``docker service update --update-parallelism 1 --update-order
    stop-first`` (start-first cannot complete: the new task waits for the port forever).
-3. ``swarm_native_replicas3`` (skip with ``--skip-replicas3``): the same service with
+4. ``swarm_native_replicas3`` (skip with ``--skip-replicas3``): the same service with
    ``--replicas 3``, to show why the peer is not that: on one node only one task gets the fixed
    port, the other two stay pending, and the update waits on a pending task until the deadline.
 
@@ -30,7 +34,7 @@ duration is the wall time of ``zerodown deploy`` (the CLI call, which returns wh
 has ended) or, for Swarm, from ``docker service update`` until ``UpdateStatus.State`` is
 ``completed``. Everything created is removed at the end, also on failure. The last line is::
 
-    failed_requests zerodown=<n> swarm_native=<m>
+    failed_requests zerodown=<n> zerodown_native=<k> swarm_native=<m>
 """
 
 from __future__ import annotations
@@ -158,7 +162,15 @@ def measure_update(
 # zerodown
 
 
-def zerodown_spec(*, service: str, image: str, port: int, version: str, replicas: int) -> str:
+ROLLING = "  rolling: {maxSurge: 1, maxUnavailable: 0, minReadySeconds: 1}\n"
+NATIVE = (
+    "  native: {parallelism: 1, delay: 1s, order: start-first, failureAction: pause, monitor: 2s}\n"
+)
+
+
+def zerodown_spec(
+    *, service: str, image: str, port: int, version: str, replicas: int, strategy: str
+) -> str:
     return (
         f"service: {service}\n"
         "platform: swarm\n"
@@ -176,8 +188,7 @@ def zerodown_spec(*, service: str, image: str, port: int, version: str, replicas
         "  startupGrace: 30s\n"
         "traffic:\n"
         f"  listen: 127.0.0.1:{port}\n"
-        "strategy:\n"
-        "  rolling: {maxSurge: 1, maxUnavailable: 0, minReadySeconds: 1}\n"
+        f"strategy:\n{strategy}"
     )
 
 
@@ -192,10 +203,14 @@ def zerodown_processes(home: Path) -> list[int]:
     return found
 
 
-def run_zerodown(client: Any, image: str, workdir: Path, args: argparse.Namespace) -> Outcome:
-    home = workdir / "zerodown-home"
+def run_zerodown(
+    client: Any, image: str, workdir: Path, args: argparse.Namespace, *, native: bool = False
+) -> Outcome:
+    """``native``: ``strategy: native`` (Swarm's update) instead of zerodown's rolling update."""
+    kind = "native" if native else "rolling"
+    home = workdir / f"zerodown-home-{kind}"
     env = {**os.environ, "ZERODOWN_HOME": str(home), "NO_COLOR": "1"}
-    service = f"bench-{RUN}"
+    service = f"bench-{kind[:3]}-{RUN}"
     port = free_port()
 
     def cli(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -210,15 +225,22 @@ def run_zerodown(client: Any, image: str, workdir: Path, args: argparse.Namespac
 
     specs = {}
     for version in ("v1", "v2"):
-        specs[version] = workdir / f"zerodown-{version}.yaml"
+        specs[version] = workdir / f"zerodown-{kind}-{version}.yaml"
         specs[version].write_text(
-            zerodown_spec(service=service, image=image, port=port, version=version, replicas=3)
+            zerodown_spec(
+                service=service,
+                image=image,
+                port=port,
+                version=version,
+                replicas=3,
+                strategy=NATIVE if native else ROLLING,
+            )
         )
     try:
         done = cli("serve", "--detach", timeout=60)
         if done.returncode != 0:
             raise RuntimeError(f"zerodown serve: {done.stdout}{done.stderr}")
-        log("zerodown: up v1 (3 replicas on swarm)")
+        log(f"zerodown: up v1 (3 replicas on swarm, {kind})")
         done = cli("up", str(specs["v1"]), "--version", "v1", timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"zerodown up: {done.stdout}{done.stderr}")
@@ -227,7 +249,7 @@ def run_zerodown(client: Any, image: str, workdir: Path, args: argparse.Namespac
         release: dict[str, Any] = {}
 
         def deploy(deadline: float) -> bool:
-            log("zerodown: deploy v2 --strategy rolling")
+            log(f"zerodown: deploy v2 --strategy {kind}")
             timeout = max(deadline - time.monotonic(), 1.0)
             try:
                 done = cli(
@@ -236,7 +258,7 @@ def run_zerodown(client: Any, image: str, workdir: Path, args: argparse.Namespac
                     "--version",
                     "v2",
                     "--strategy",
-                    "rolling",
+                    kind,
                     "--json",
                     "--timeout",
                     str(timeout),
@@ -250,9 +272,15 @@ def run_zerodown(client: Any, image: str, workdir: Path, args: argparse.Namespac
 
         stats, seconds, completed = measure_update(url, deploy, args)
         served = get_version(url)
+        setup = (
+            "zerodown native on swarm: one 3-task service (dynamic host-mode ports) updated by "
+            "Swarm, routed and judged by zerodown"
+            if native
+            else "zerodown on swarm: 3 one-replica host-mode services behind its proxy"
+        )
         return Outcome(
-            name="zerodown",
-            setup="zerodown on swarm: 3 one-replica host-mode services behind its proxy",
+            name="zerodown_native" if native else "zerodown",
+            setup=setup,
             stats=stats,
             update_seconds=seconds,
             completed=completed and served == "v2",
@@ -450,6 +478,7 @@ def main() -> int:
     parser.add_argument("--update-timeout", type=float, default=180.0)
     parser.add_argument("--replicas3-timeout", type=float, default=45.0)
     parser.add_argument("--skip-replicas3", action="store_true")
+    parser.add_argument("--skip-zerodown-native", action="store_true")
     args = parser.parse_args()
 
     import docker
@@ -466,6 +495,8 @@ def main() -> int:
         seconds = import_app_image(client, image, workdir)
         log(f"built {image} with docker import in {seconds:.1f}s")
         outcomes.append(run_zerodown(client, image, workdir, args))
+        if not args.skip_zerodown_native:
+            outcomes.append(run_zerodown(client, image, workdir, args, native=True))
         outcomes.append(run_native(client, image, args, replicas=None))
         if not args.skip_replicas3:
             short = argparse.Namespace(**{**vars(args), "update_timeout": args.replicas3_timeout})
@@ -490,7 +521,13 @@ def main() -> int:
     )
     print_table(outcomes)
     by_name = {o.name: o.stats.failed for o in outcomes}
-    print(f"failed_requests zerodown={by_name['zerodown']} swarm_native={by_name['swarm_native']}")
+    native = ""
+    if "zerodown_native" in by_name:
+        native = f" zerodown_native={by_name['zerodown_native']}"
+    print(
+        f"failed_requests zerodown={by_name['zerodown']}{native} "
+        f"swarm_native={by_name['swarm_native']}"
+    )
     return 0
 
 

@@ -40,7 +40,7 @@ from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
 
 from zerodown.cli.client import ControllerClient
-from zerodown.core.errors import InputError, TemporaryError, ZerodownError
+from zerodown.core.errors import InputError, RefusedError, TemporaryError, ZerodownError
 from zerodown.core.state import StateDir
 from zerodown.spec import load_spec
 
@@ -626,6 +626,29 @@ def _restore_consequence(args: Args) -> str:
     return "restores the backup to a new name beside the live data"
 
 
+def _rollback(state: StateDir, args: Args) -> Result:
+    """A rollback; with ``with_data``, only of the backups the caller confirmed by id (the
+    controller refuses when the plan is no longer exactly those)."""
+    if not args.get("with_data"):
+        return _control("rollback", timeout=_LONG_CALL, to="to")(state, args)
+    name = args["service"]
+    with _client(state, timeout=_LONG_CALL) as client:
+        if "backup_ids" not in args:
+            plan = client.get(f"/v1/services/{name}/rollback-data", to=args.get("to"))
+            listed = ", ".join(f"#{b['id']} ({b['target']})" for b in plan["backups"])
+            raise RefusedError(
+                f"a rollback with data to revision {plan['target_revision']} restores "
+                f"backup(s) {listed or 'none'} over the live data: call again with backup_ids "
+                f"{[b['id'] for b in plan['backups']]} to confirm exactly these"
+            )
+        body = {"who": _who(), "to": args.get("to"), "with_data": True}
+        result = client.post(
+            f"/v1/services/{name}/rollback", {**body, "backup_ids": args["backup_ids"]}
+        )
+        service = client.get(f"/v1/services/{name}")
+    return {**result, "ok": True, "service": service, "next": _AFTER_CONTROL["rollback"]}
+
+
 def _rollback_consequence(args: Args) -> str:
     if args.get("with_data"):
         return (
@@ -675,7 +698,7 @@ TOOLS: tuple[ToolDef, ...] = (
             "version": {"type": "string", "description": "Version label, e.g. v2 or a sha."},
             "strategy": {
                 "type": "string",
-                "enum": ["rolling", "blue-green", "canary"],
+                "enum": ["rolling", "blue-green", "canary", "native"],
                 "description": "Override the spec's strategy.",
             },
             "timeout": {
@@ -752,11 +775,18 @@ TOOLS: tuple[ToolDef, ...] = (
                 "default": False,
                 "description": "Also restore the data: REPLACES THE LIVE DATA with the newest "
                 "good pre-deployment backup of each target taken while the release rolled back "
-                "to served (see backup_list). Refused when there is none.",
+                "to served (see backup_list), after a safety backup of each. Refused when there "
+                "is none, and without backup_ids (the refusal lists them).",
+            },
+            "backup_ids": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": 2**53 - 1},
+                "description": "With with_data: the ids of the backups to restore, as the "
+                "refusal without them listed; refused when the plan changed since.",
             },
             "confirm": CONFIRM,
         },
-        _control("rollback", timeout=_LONG_CALL, to="to", with_data="with_data"),
+        _rollback,
         required=("service", "confirm"),
         destructive=True,
         confirm_when=_rollback_consequence,

@@ -13,6 +13,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -37,6 +38,7 @@ from zerodown.core.errors import (
 from zerodown.core.state import StateDir
 from zerodown.core.types import ResourceUsage, Revision, ServiceName, Version
 from zerodown.engine.faults import crash_hook_from_env
+from zerodown.engine.native import runs_native
 from zerodown.engine.reconciler import (
     ACTIVE_STATUSES,
     LIVE_STATES,
@@ -76,7 +78,7 @@ __all__ = [
     "Zerodown",
 ]
 
-STRATEGY_NAMES = ("rolling", "blue-green", "canary")
+STRATEGY_NAMES = ("rolling", "blue-green", "canary", "native")
 REPORT_FOLDER = Path(".claude/context/deployment")
 
 log = logging.getLogger(__name__)
@@ -451,8 +453,19 @@ class Zerodown:
             )
         if spec.platform not in self.platforms:
             raise RefusedError(f"platform {spec.platform!r} is not available in this controller")
-        if self.router is None and chosen in ("canary", "blue-green"):
+        if self.router is None and chosen in ("canary", "blue-green", "native"):
             raise RefusedError(f"a {chosen} rollout needs the built-in proxy (serve --proxy)")
+        if chosen == "native" and not runs_native(spec):
+            raise InputError(
+                "strategy native is Swarm's own update: it needs 'platform: swarm' and "
+                "'strategy: {native: {...}}' in the spec"
+            )
+        if runs_native(spec) and chosen != "native":
+            raise RefusedError(
+                f"{name} runs as one Swarm service (strategy native), which only Swarm's own "
+                f"update replaces; a {chosen} rollout needs a service per instance: stop the "
+                "service and bring it up with that strategy"
+            )
         releases = self.store.list_releases(name, limit=50)
         active = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
         if active is not None:
@@ -465,6 +478,14 @@ class Zerodown:
         if stable is None:
             raise RefusedError(f"{name} has no release serving; bring it up with 'zerodown up'")
         old = parse_spec(stable.spec_text, filename=record.spec_path).spec
+        if runs_native(old) != runs_native(spec):
+            was, now = ("one Swarm service", "a service per instance")
+            if runs_native(spec):
+                was, now = now, was
+            raise RefusedError(
+                f"{name} runs as {was} (revision {stable.revision}); this spec would run it as "
+                f"{now}: stop the service and bring it up with the new spec"
+            )
         if old.traffic.listen != spec.traffic.listen:
             raise RefusedError(
                 f"traffic.listen changes from {old.traffic.listen} to {spec.traffic.listen}: "
@@ -626,30 +647,108 @@ class Zerodown:
         return self.reconciler.command(service, "abort", reason=reason, who=who)
 
     def rollback(
-        self, service: str, *, to: int | None = None, who: str = "user", with_data: bool = False
+        self,
+        service: str,
+        *,
+        to: int | None = None,
+        who: str = "user",
+        with_data: bool = False,
+        backup_ids: Sequence[int] | None = None,
     ) -> str:
         """Back to an earlier release: abort a rollout in progress; flip to a warm release at
         once; otherwise roll the earlier release's spec and version out again.
 
-        ``with_data`` first restores, over the live data, the backups taken while that release
-        served (``rollback_data`` lists them; the caller has confirmed)."""
+        ``with_data`` also restores, over the live data, the backups taken while that release
+        served: ``backup_ids`` are the ones the caller confirmed (``rollback_data`` lists
+        them); see ``rollback_with_data``."""
+        if with_data:
+            return str(
+                self.rollback_with_data(service, to=to, who=who, backup_ids=backup_ids)["message"]
+            )
         name = ServiceName(service)
         self.store.get_service(name)
         releases = self.store.list_releases(name, limit=200)
         if any(r.status in ROLLOUT_STATUSES for r in releases):
-            if to is not None or with_data:
+            if to is not None:
                 raise RefusedError("a rollout is in progress: abort it first, then roll back")
             return self.abort(service, who=who)
         _, target = self._rollback_target(name, releases, to)
-        restored = ""
-        if with_data:
-            done = self._restore_rollback_data(service, target, who=who)
-            restored = f"restored backup(s) {', '.join(str(d['backup_id']) for d in done)}; "
         try:
-            flipped = self.reconciler.command(service, "flip", revision=target.revision, who=who)
-            return restored + flipped
+            return self.reconciler.command(service, "flip", revision=target.revision, who=who)
         except RefusedError:
             pass  # not warm any more: roll its spec out again
+        return self._roll_out_again(name, target, releases, who=who)
+
+    def rollback_with_data(
+        self,
+        service: str,
+        *,
+        to: int | None = None,
+        who: str = "user",
+        backup_ids: Sequence[int] | None = None,
+    ) -> dict[str, Any]:
+        """A rollback that also restores the data: the backups ``rollback_data`` lists, which
+        must be exactly the ``backup_ids`` the caller confirmed (``RefusedError`` when the plan
+        changed since; nothing is done). A safety backup of each target is taken first, then
+        traffic flips to the earlier release (when it is still warm), then the backups are
+        restored; a failure part-way puts the targets already restored back from their safety
+        backups (``ServiceBackups.rollback_with_data``). The message, the safety backups and
+        the restores."""
+        name = ServiceName(service)
+        self.store.get_service(name)
+        releases = self.store.list_releases(name, limit=200)
+        if any(r.status in ROLLOUT_STATUSES for r in releases):
+            raise RefusedError("a rollout is in progress: abort it first, then roll back")
+        _, target = self._rollback_target(name, releases, to)
+        backups = self._backups()
+        plan = backups.rollback_plan(service, target)
+        if not plan:
+            raise RefusedError(
+                f"no backup was taken while revision {target.revision} served: nothing to "
+                "restore (roll back without --with-data)"
+            )
+        planned = [b.id for b in plan]
+        if backup_ids is None:
+            raise InputError(
+                "backup_ids: a rollback with data needs the ids of the backups you confirmed "
+                f"(rollback-data lists them; now {planned})"
+            )
+        if sorted(backup_ids) != sorted(planned):
+            raise RefusedError(
+                f"the backups to restore changed since they were confirmed (confirmed "
+                f"{sorted(backup_ids)}, now {planned}): nothing was done; look at the plan again"
+            )
+
+        def switch() -> str | None:
+            try:
+                return self.reconciler.command(service, "flip", revision=target.revision, who=who)
+            except RefusedError:
+                return None  # not warm any more: its spec is rolled out again after the restores
+
+        outcome = backups.rollback_with_data(
+            service, plan, to_revision=int(target.revision), who=who, switch=switch
+        )
+        switched = outcome["switched"]
+        then = (
+            switched
+            if switched is not None
+            else self._roll_out_again(name, target, releases, who=who)
+        )
+        return {**outcome, "message": f"{outcome['message']}; {then}"}
+
+    def _roll_out_again(
+        self, name: ServiceName, target: ReleaseRecord, releases: list[ReleaseRecord], *, who: str
+    ) -> str:
+        """Roll an earlier release's spec and version out again (it is not warm any more)."""
+        serving = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
+        spec_path = self.store.get_service(name).spec_path
+        if serving is not None and runs_native(
+            parse_spec(target.spec_text, filename=spec_path).spec
+        ) != runs_native(parse_spec(serving.spec_text, filename=spec_path).spec):
+            raise RefusedError(
+                f"revision {target.revision} ran {name} differently (one Swarm service versus a "
+                "service per instance); roll back to a revision deployed the same way"
+            )
         owner = f"{who} (rollback to revision {target.revision})"
         release_stale_lock(self.store, name, releases)
         self.store.acquire_lock(f"deploy:{name}", owner=owner, ttl=LOCK_TTL)
@@ -669,7 +768,7 @@ class Zerodown:
             f"({target.version}) by {who}",
         )
         self.reconciler.wake()
-        return restored + (
+        return (
             f"revision {target.revision} is not warm any more: rolling its spec out again as "
             f"revision {release.revision}"
         )
@@ -718,26 +817,6 @@ class Zerodown:
             "target_version": str(target.version),
             "backups": [b.to_dict() for b in plan],
         }
-
-    def _restore_rollback_data(
-        self, service: str, target: ReleaseRecord, *, who: str
-    ) -> list[dict[str, Any]]:
-        backups = self._backups()
-        plan = backups.rollback_plan(service, target)
-        if not plan:
-            raise RefusedError(
-                f"no backup was taken while revision {target.revision} served: nothing to "
-                "restore (roll back without --with-data)"
-            )
-        done = backups.restore_for_rollback(service, plan)
-        self.store.append_event(
-            ServiceName(service),
-            kind="rollback.data_restored",
-            message=f"{who} restored backup(s) {', '.join(str(b.id) for b in plan)} for the "
-            f"rollback to revision {target.revision}",
-            data={"restores": done, "to": int(target.revision)},
-        )
-        return done
 
     def release(self, service: str, revision: int) -> dict[str, Any]:
         """One release with its full rollout state (weights, step, verdicts, timings)."""

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,10 +119,51 @@ def test_backup_story_through_the_cli(controller: Controller, tmp_path: Path) ->
     unconfirmed = env.cli("rollback", "demo", "--with-data")  # no terminal to ask, no --yes
     assert unconfirmed.code == 3 and "--yes" in unconfirmed.stderr
     assert notes(tmp_path / "app.db") == ["before v2", "written by v2"]
+    # The server restores only the backups the client confirmed: other ids are refused (the
+    # plan changed since), and no ids at all is bad input. Nothing is done either way.
+    stale = controller_post(
+        env, "rollback", {"with_data": True, "backup_ids": [confirmed_id + 1000]}
+    )
+    assert stale.status_code == 409 and "changed since" in stale.json()["error"]["message"]
+    missing = controller_post(env, "rollback", {"with_data": True})
+    assert missing.status_code == 400 and "backup_ids" in missing.json()["error"]["message"]
+    assert notes(tmp_path / "app.db") == ["before v2", "written by v2"]
+    assert env.cli("history", "demo", "--json").json()["releases"][0]["status"] == "succeeded"
     plan = env.cli("rollback", "demo", "--with-data", "--yes", "--json")
     assert plan.code == 0, plan.stderr
-    assert [b["id"] for b in plan.json()["restored"]] == [confirmed_id]
+    result = plan.json()
+    assert [b["id"] for b in result["restored"]] == [confirmed_id]
     assert notes(tmp_path / "app.db") == ["before v2"]
+    # What it replaced was backed up first, and the answer names that backup.
+    (safety,) = result["safety_backups"]
+    assert safety["reason"] == "before rollback" and safety["target"] == "db"
+    assert f"#{safety['id']}" in result["message"]
+    kept = env.cli("backup", "restore", "demo", str(safety["id"]), "--json")
+    assert kept.code == 0, kept.stderr
+    assert notes(Path(kept.json()["restore"]["destination"])) == ["before v2", "written by v2"]
+    # A forced restore into the live database is checked by its content, and says it matches.
+    over = env.cli(
+        "backup", "restore", "demo", str(safety["id"]), "--to", str(tmp_path / "app.db"), "--force"
+    )
+    assert over.code == 0, over.stderr
+    assert "content matches" in over.stdout and "DIFFERS" not in over.stdout
+
+
+def controller_post(env: Env, action: str, body: dict[str, object]) -> Any:
+    """POST to one of demo's control routes, as a client other than the CLI would."""
+    import httpx
+
+    from zerodown.core.state import StateDir
+
+    state = StateDir(str(env.home))
+    info, token = state.read_controller(), state.token()
+    assert info is not None and token
+    return httpx.post(
+        f"{info.url}/v1/services/demo/{action}",
+        json={"who": "test", **body},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
 
 
 def controller_release(env: Env, revision: int) -> dict[str, object]:

@@ -173,13 +173,18 @@ def create_app(zd: Zerodown, *, token: str) -> Starlette:
                 message = zd.resume(name, who=who)
             elif action == "abort":
                 message = zd.abort(name, reason=_str(body, "reason"), who=who)
+            elif _bool(body, "with_data"):
+                return {
+                    "ok": True,
+                    **zd.rollback_with_data(
+                        name,
+                        to=_int(body, "to", minimum=1),
+                        who=who,
+                        backup_ids=_ids(body, "backup_ids"),
+                    ),
+                }
             else:
-                message = zd.rollback(
-                    name,
-                    to=_int(body, "to", minimum=1),
-                    who=who,
-                    with_data=_bool(body, "with_data"),
-                )
+                message = zd.rollback(name, to=_int(body, "to", minimum=1), who=who)
             return {"ok": True, "message": message}
 
         return handler
@@ -402,6 +407,19 @@ def _int(body: dict[str, Any], name: str, *, minimum: int) -> int | None:
     if not minimum <= value <= MAX_ID:
         raise FieldError(name, f"must be from {minimum} to {MAX_ID}, got {value}")
     return value
+
+
+def _ids(body: dict[str, Any], name: str) -> list[int] | None:
+    """A list of ids (integers from 1 to ``MAX_ID``), or None when absent."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise FieldError(name, f"must be a list of ids, got {type(value).__name__}")
+    for index, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= MAX_ID:
+            raise FieldError(f"{name}[{index}]", f"must be an id from 1 to {MAX_ID}, got {item!r}")
+    return list(value)
 
 
 def _int_param(request: Request, name: str, default: int, *, minimum: int, maximum: int) -> int:

@@ -248,7 +248,27 @@ _SCHEMAS: dict[str, Any] = {
     "ControlResult": {
         "type": "object",
         "required": ["ok", "message"],
-        "properties": {"ok": {"type": "boolean"}, "message": {"type": "string"}},
+        "properties": {
+            "ok": {"type": "boolean"},
+            "message": {"type": "string"},
+            "safety_backups": {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "A rollback with data: the backup of each target taken before "
+                "anything was restored (reason `before rollback`).",
+            },
+            "restores": {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "A rollback with data: each restore (backup_id, target, "
+                "safety_backup_id and the restore report).",
+            },
+            "switched": {
+                "type": ["string", "null"],
+                "description": "A rollback with data: what the traffic flip said, null when "
+                "the release was not warm (its spec is rolled out again).",
+            },
+        },
     },
     "ReportPaths": {
         "type": "object",
@@ -279,7 +299,7 @@ _SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "strategy": {
                         "type": ["string", "null"],
-                        "enum": ["rolling", "blue-green", "canary", None],
+                        "enum": ["rolling", "blue-green", "canary", "native", None],
                         "description": "Override the spec's strategy.",
                     },
                     "who": _nullable("string", "Who deploys (event log, lock owner)."),
@@ -319,7 +339,17 @@ _CONTROL_BODIES: dict[str, tuple[str, dict[str, Any]]] = {
             "with_data": {
                 "type": "boolean",
                 "description": "Also restore, over the live data, the backups taken while "
-                "that release served (see getRollbackData); the client confirms first.",
+                "that release served (see getRollbackData); the client confirms first. A "
+                "safety backup of each target is taken first, then traffic flips, then the "
+                "backups are restored; the answer adds `safety_backups`, `restores` and "
+                "`switched`.",
+            },
+            "backup_ids": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                "description": "With `with_data` (required then): the ids of the backups the "
+                "client confirmed (getRollbackData's `backups`). 409 refused, nothing done, "
+                "when the backups to restore are no longer exactly these.",
             },
         },
     ),

@@ -91,9 +91,21 @@ class RestoreReport:
     sha256: str  # of the restored file, the restored tree's manifest, or the restored dump
     expected_sha256: str  # what the catalogue recorded
     details: Mapping[str, Any] = field(default_factory=dict)
+    content_matches: bool | None = None
+    """For data written anew rather than copied byte for byte (SQLite restored into an existing
+    database through its backup API): whether the restored content equals the backup's, and
+    ``sha256`` is then the digest of the restored content. None when the bytes are compared."""
+
+    @property
+    def compared(self) -> str:
+        """What ``matches`` compares: ``bytes`` (the digest of what was written) or
+        ``content`` (the data itself, for data written anew)."""
+        return "bytes" if self.content_matches is None else "content"
 
     @property
     def matches(self) -> bool:
+        if self.content_matches is not None:
+            return self.content_matches
         return self.sha256 == self.expected_sha256
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +116,7 @@ class RestoreReport:
             "sha256": self.sha256,
             "expected_sha256": self.expected_sha256,
             "matches": self.matches,
+            "compared": self.compared,
             "details": dict(self.details),
         }
 

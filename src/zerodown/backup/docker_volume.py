@@ -8,8 +8,10 @@ folders (root, as the engine). Volumes of other drivers are refused with a clear
 
 A restore goes into a new volume, ``<volume>-restored-<id>``, created for it; an existing
 volume is only restored into with ``force``, and then what it held is moved aside first (next
-to its ``_data`` folder, as ``before-restore-<id>``) rather than deleted. Containers using the
-volume keep their mount: the volume's folder itself is never replaced, only its entries.
+to its ``_data`` folder, into a new ``before-restore-<id>-<UTC time>``) rather than deleted; if
+a move fails part-way, what was moved is moved back, so the volume is left as it was. Containers
+using the volume keep their mount: the volume's folder itself is never replaced, only its
+entries.
 
 The ``docker`` command (Debian package ``docker.io``) is used rather than the SDK, so backups
 need no Python extra.
@@ -17,9 +19,11 @@ need no Python extra.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -122,15 +126,7 @@ class DockerVolumeTarget:
                     f"{manifest.sha256[:12]} is not the recorded {artifact.sha256[:12]}; "
                     "nothing was restored"
                 )
-            entries = list(mountpoint.iterdir())
-            if entries:
-                aside = mountpoint.parent / f"before-restore-{backup_id}"
-                aside.mkdir()
-                for entry in entries:
-                    os.replace(entry, aside / entry.name)
-            for entry in restored.iterdir():
-                os.replace(entry, mountpoint / entry.name)
-            fsync_folder(mountpoint)
+            aside = self._swap_in(restored, mountpoint, backup_id=backup_id, volume=target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         details: dict[str, Any] = {
@@ -154,6 +150,39 @@ class DockerVolumeTarget:
         self.restic.forget([a.location.removeprefix("restic:") for a in artifacts])
 
     # machinery ------------------------------------------------------------------------------
+    def _swap_in(
+        self, restored: Path, mountpoint: Path, *, backup_id: int, volume: str
+    ) -> Path | None:
+        """Move the volume's entries aside (into a new folder beside ``_data``), then the
+        restored entries in; the aside folder, or None when the volume was empty. When a move
+        fails, what was moved is moved back, so the volume holds what it held before."""
+        entries = list(mountpoint.iterdir())
+        aside = _new_aside(mountpoint.parent, backup_id) if entries else None
+        moved_aside: list[str] = []
+        moved_in: list[str] = []
+        try:
+            for entry in entries:
+                assert aside is not None
+                os.replace(entry, aside / entry.name)
+                moved_aside.append(entry.name)
+            for entry in restored.iterdir():
+                os.replace(entry, mountpoint / entry.name)
+                moved_in.append(entry.name)
+            fsync_folder(mountpoint)
+        except OSError as exc:
+            left = _put_back(mountpoint, aside, moved_aside=moved_aside, moved_in=moved_in)
+            where = (
+                f"; {len(left)} entr{'y' if len(left) == 1 else 'ies'} could not be moved back "
+                f"and are in {aside}: {', '.join(left)}"
+                if left
+                else "; the volume holds what it held before"
+            )
+            raise OperationFailedError(
+                f"restoring into volume {volume} failed moving {exc.filename}: "
+                f"{exc.strerror or exc}{where}"
+            ) from exc
+        return aside
+
     def _files(self, source: Path) -> FilesTarget:
         return FilesTarget(name=self.name, source=source, restic=self.restic, service=self.service)
 
@@ -183,3 +212,42 @@ class DockerVolumeTarget:
                 "Docker engine must run on this machine"
             )
         return mountpoint
+
+
+def _new_aside(parent: Path, backup_id: int) -> Path:
+    """A new folder ``before-restore-<id>-<UTC time>`` in ``parent`` (``-2``, ``-3``... when
+    a restore of the same backup already made one in the same second)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base = parent / f"before-restore-{backup_id}-{stamp}"
+    for number in range(1, 1000):
+        candidate = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise OperationFailedError(f"cannot make a folder for the volume's data in {parent}")
+
+
+def _put_back(
+    mountpoint: Path, aside: Path | None, *, moved_aside: list[str], moved_in: list[str]
+) -> list[str]:
+    """Undo a half-done swap: remove the restored entries moved in, move the volume's own
+    entries back from ``aside`` and remove ``aside`` when empty. The names left in ``aside``."""
+    for name in moved_in:
+        path = mountpoint / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    left = []
+    for name in moved_aside:
+        assert aside is not None
+        try:
+            os.replace(aside / name, mountpoint / name)
+        except OSError:
+            left.append(name)
+    if aside is not None and not left:
+        with contextlib.suppress(OSError):
+            aside.rmdir()
+    return left

@@ -51,15 +51,16 @@ from typing import Any, Final
 import psutil
 
 from zerodown.backup.operations import ServiceBackups
-from zerodown.backup.postgres import PostgresTarget
+from zerodown.backup.postgres import PostgresTarget, split_password
 from zerodown.backup.retention import RetentionPolicy
 from zerodown.backup.runner import Backups, ServingRelease
 from zerodown.backup.settings import BackupSettings
 from zerodown.checks.base import CheckResult
 from zerodown.checks.post import run_smoke_tests
 from zerodown.core.clock import Clock, SystemClock
-from zerodown.core.errors import RefusedError, ZerodownError
+from zerodown.core.errors import InputError, RefusedError, ZerodownError
 from zerodown.core.process import pid_alive
+from zerodown.core.redact import mask_url
 from zerodown.core.types import Revision, ServiceName, Version
 from zerodown.platforms.base import Instance, InstanceRequest, InstanceState
 from zerodown.platforms.local import LocalPlatform
@@ -332,12 +333,12 @@ def _inventory(
 
 
 def _without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
+    """``url`` without its password (``user:PASSWORD@`` or ``?password=``) or
+    ``sslpassword``: a URL a plan can print and a command can use."""
+    try:
+        return split_password(url)[0]
+    except InputError:
+        return mask_url(url)
 
 
 def _restore_steps(

@@ -12,7 +12,9 @@ top of ``Backups``:
   backup's id, which the release keeps in its state;
 - **rollback with data**: ``rollback_plan`` finds, for the release a rollback returns to, the
   pre-deployment backups taken while it was serving (newest per target), and
-  ``restore_for_rollback`` puts them back over the live data (the caller has confirmed);
+  ``rollback_with_data`` puts them back over the live data (the caller has confirmed that very
+  plan): a safety backup of each target first, then the traffic flip, then the restores, and
+  on a failure part-way the targets already restored are put back from their safety backups;
 - **operations people ask for**: ``backup_operation``, ``restore_operation`` and ``forget``
   (retention) each write their events under one operation id and, when the service layer gave
   a ``ReportSink``, one Deployment Operations Report (``zerodown.backup.reports`` says which
@@ -52,21 +54,25 @@ from zerodown.core.errors import (
     InputError,
     LockHeldError,
     NotFoundError,
+    OperationFailedError,
     RefusedError,
     SpecError,
     ZerodownError,
 )
+from zerodown.core.redact import redact_text
 from zerodown.core.types import Revision, ServiceName
 from zerodown.spec import parse_spec
 from zerodown.spec.models import ServiceSpec
 from zerodown.store.backups import BackupCatalogue, BackupRecord, BackupStatus
 from zerodown.store.base import EventRecord, ReleaseRecord, ReleaseStatus, Store
 
-__all__ = ["BEFORE_DEPLOY_REASON", "ReportSink", "ServiceBackups"]
+__all__ = ["BEFORE_DEPLOY_REASON", "SAFETY_REASON", "ReportSink", "ServiceBackups"]
 
 log = logging.getLogger(__name__)
 
 BEFORE_DEPLOY_REASON = "before deploy"
+SAFETY_REASON = "before rollback"
+"""The reason of the safety backups ``rollback --with-data`` takes of what it replaces."""
 
 
 @dataclass(frozen=True)
@@ -315,25 +321,163 @@ class ServiceBackups:
                 plan.append(confirmed[0])
         return plan
 
-    def restore_for_rollback(self, service: str, plan: list[BackupRecord]) -> list[dict[str, Any]]:
-        """Restore every backup of ``plan`` over the live data (``force``)."""
-        settings = self.settings(service)
-        done = []
-        for record in plan:
-            target = settings.target_spec(record.target)
-            live: str | None
-            if target.kind == "postgresql":
-                from zerodown.backup.postgres import database_name
+    def rollback_with_data(
+        self,
+        service: str,
+        plan: Sequence[BackupRecord],
+        *,
+        to_revision: int,
+        who: str,
+        switch: Callable[[], str | None],
+    ) -> dict[str, Any]:
+        """Restore the (confirmed) ``plan`` over the live data for a rollback, safely:
 
-                assert target.url is not None
-                live = database_name(target.url)
-            elif target.path is not None:
-                live = str(settings.path(target.path))
-            else:
-                raise InputError(f"backup target {record.target!r} names no live location")
-            report = self.backups.restore(settings, record.id, destination=live, force=True)
-            done.append({"backup_id": record.id, "target": record.target, **report.to_dict()})
-        return done
+        1. a **safety backup** of every target in the plan (reason ``before rollback``), so
+           what the restores replace is kept; one that fails stops everything before any
+           change (``OperationFailedError``);
+        2. ``switch()``: the traffic flip to the release rolled back to, so the newer release
+           no longer serves (and writes) while its data is replaced; None when that release is
+           not warm (the caller rolls its spec out again after the restores);
+        3. the restores, in plan order. When one fails, the targets already restored are put
+           back from their safety backups and the error says which target is in which state.
+
+        Returns the safety backups, the restores and what ``switch`` said."""
+        settings = self.settings(service)
+        release = self.serving_release(service)
+        safety: dict[str, BackupRecord] = {}
+        for record in plan:
+            try:
+                safety[record.target] = self.backups.take(
+                    settings,
+                    record.target,
+                    reason=SAFETY_REASON,
+                    release=release,
+                    meta={"rollback_to": to_revision, "replaced_by_backup": record.id},
+                )
+            except ZerodownError as exc:
+                taken = ", ".join(f"#{b.id} ({b.target})" for b in safety.values())
+                message = (
+                    f"the safety backup of {record.target} failed, so nothing was restored and "
+                    f"traffic was not switched: {exc.message}"
+                    + (f" (safety backup(s) already taken: {taken})" if taken else "")
+                )
+                self._rollback_event(service, to_revision, "rollback.data_failed", message, {})
+                raise OperationFailedError(message) from exc
+        safety_ids = {name: b.id for name, b in safety.items()}
+        switched = switch()
+        done: list[dict[str, Any]] = []
+        for index, record in enumerate(plan):
+            try:
+                report = self.backups.restore(
+                    settings, record.id, destination=self._live(settings, record.target), force=True
+                )
+            except ZerodownError as exc:
+                states = self._undo_rollback_restores(settings, done, safety)
+                states.append(
+                    f"{record.target}: the restore of backup #{record.id} failed and wrote "
+                    f"nothing ({exc.message}); its data from before the rollback is also in "
+                    f"safety backup #{safety[record.target].id}"
+                )
+                states.extend(f"{later.target}: not touched" for later in plan[index + 1 :])
+                traffic = (
+                    f"traffic was switched to revision {to_revision} before the restores and "
+                    "stays there, on the data from before the rollback"
+                    if switched is not None
+                    else "traffic was not switched"
+                )
+                message = f"rollback with data failed: {'; '.join(states)}; {traffic}"
+                self._rollback_event(
+                    service,
+                    to_revision,
+                    "rollback.data_failed",
+                    message,
+                    {"states": states, "safety_backups": safety_ids, "switched": switched},
+                )
+                raise OperationFailedError(message) from exc
+            done.append(
+                {
+                    "backup_id": record.id,
+                    "target": record.target,
+                    "safety_backup_id": safety[record.target].id,
+                    **report.to_dict(),
+                }
+            )
+        message = (
+            f"safety backup(s) {', '.join(f'#{i} ({t})' for t, i in safety_ids.items())} taken; "
+            f"restored backup(s) {', '.join(str(d['backup_id']) for d in done)}"
+        )
+        self._rollback_event(
+            service,
+            to_revision,
+            "rollback.data_restored",
+            f"{who} restored backup(s) {', '.join(str(b.id) for b in plan)} for the rollback to "
+            f"revision {to_revision}; what they replaced is in safety backup(s) "
+            f"{', '.join(f'#{i}' for i in safety_ids.values())}",
+            {"restores": done, "safety_backups": safety_ids, "switched": switched},
+        )
+        return {
+            "message": message,
+            "safety_backups": [b.to_dict() for b in safety.values()],
+            "restores": done,
+            "switched": switched,
+        }
+
+    def _live(self, settings: BackupSettings, target_name: str) -> str:
+        """The live location of a target, as a restore destination."""
+        target = settings.target_spec(target_name)
+        if target.kind == "postgresql":
+            from zerodown.backup.postgres import database_name
+
+            assert target.url is not None
+            return database_name(target.url)
+        if target.kind == "docker-volume":
+            assert target.volume is not None
+            return target.volume
+        if target.path is not None:
+            return str(settings.path(target.path))
+        raise InputError(f"backup target {target_name!r} names no live location")
+
+    def _undo_rollback_restores(
+        self,
+        settings: BackupSettings,
+        done: Sequence[Mapping[str, Any]],
+        safety: Mapping[str, BackupRecord],
+    ) -> list[str]:
+        """Put the targets already restored back from their safety backups (newest restore
+        first); what each is now."""
+        states = []
+        for restored in reversed(done):
+            name = str(restored["target"])
+            kept = safety[name]
+            try:
+                self.backups.restore(
+                    settings, kept.id, destination=self._live(settings, name), force=True
+                )
+            except ZerodownError as exc:
+                states.append(
+                    f"{name}: restored from backup #{restored['backup_id']}, and putting it "
+                    f"back FAILED ({exc.message}): its data from before the rollback is in "
+                    f"safety backup #{kept.id}"
+                )
+                continue
+            states.append(
+                f"{name}: put back from safety backup #{kept.id} (as before the rollback)"
+            )
+        return list(reversed(states))
+
+    def _rollback_event(
+        self, service: str, revision: int, kind: str, message: str, data: Mapping[str, Any]
+    ) -> None:
+        try:
+            self.store.append_event(
+                ServiceName(service),
+                revision=Revision(revision),
+                kind=kind,
+                message=message,
+                data={**data, "to": revision},
+            )
+        except ZerodownError as exc:  # the catalogue is the record; the event log a courtesy
+            log.warning("event %s of %s not written: %s", kind, service, exc)
 
     # operations people ask for, each with its report ------------------------------------------
     def backup_operation(
@@ -464,7 +608,7 @@ class ServiceBackups:
         spec, _ = self.stored_spec(service)
         settings = self.settings(service)
         record = self.get(service, backup_id)
-        where = destination or "a new name beside the live data"
+        where = redact_text(destination) if destination else "a new name beside the live data"
         op = _Operation(
             self,
             service,
@@ -925,6 +1069,26 @@ def _digest_check(restored: RestoreReport) -> dict[str, Any]:
     its bytes are the artifact's; else (SQLite written into an existing database through the
     backup API, which lays the pages out anew) the artifact, re-read just before the restore."""
     figures = {"sha256": restored.sha256, "expected_sha256": restored.expected_sha256}
+    if restored.compared == "content":
+        expected = restored.details.get("expected_content_sha256")
+        checked = restored.details.get("artifact_sha256_checked")
+        if restored.matches:
+            return check(
+                "digest",
+                "pass",
+                f"the restored database's content (sha256 {restored.sha256} of its SQL dump) "
+                f"equals the backup's; the backup's sha256 {checked} was re-read and found as "
+                "the catalogue has it before anything was written",
+                artifact_sha256=checked,
+                **figures,
+            )
+        return check(
+            "digest",
+            "fail",
+            f"the restored database's content (sha256 {restored.sha256} of its SQL dump) "
+            f"DIFFERS from the backup's ({expected}): something wrote to it meanwhile",
+            **figures,
+        )
     if restored.matches:
         return check(
             "digest",

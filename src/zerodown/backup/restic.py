@@ -403,11 +403,17 @@ class FilesTarget:
                 )
             aside: Path | None = None
             if target.exists() or target.is_symlink():
-                aside = target.with_name(f"{target.name}.before-restore-{backup_id}")
-                if aside.exists():
-                    raise RefusedError(f"{aside} exists from an earlier restore; move it away")
+                aside = _aside_name(target, backup_id)
                 os.replace(target, aside)
-            os.replace(restored, target)
+            try:
+                os.replace(restored, target)
+            except OSError as exc:
+                if aside is not None:
+                    os.replace(aside, target)  # as it was
+                raise OperationFailedError(
+                    f"restoring into {target} failed: {exc.strerror or exc}; it holds what it "
+                    "held before"
+                ) from exc
             fsync_folder(target.parent)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -493,3 +499,15 @@ def _file_lock(path: Path, *, exclusive: bool = True) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _aside_name(target: Path, backup_id: int) -> Path:
+    """A free name beside ``target`` for the data a forced restore replaces:
+    ``<name>.before-restore-<id>-<UTC time>`` (``-2``, ``-3``... within the same second)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base = f"{target.name}.before-restore-{backup_id}-{stamp}"
+    for number in range(1, 1000):
+        candidate = target.with_name(base if number == 1 else f"{base}-{number}")
+        if not (candidate.exists() or candidate.is_symlink()):
+            return candidate
+    raise OperationFailedError(f"no free name beside {target} for the data it replaces")

@@ -52,6 +52,7 @@ from zerodown.core.errors import (
     ZerodownError,
 )
 from zerodown.core.process import pid_alive
+from zerodown.core.redact import redact_text
 from zerodown.core.types import Revision, ServiceName, Version
 from zerodown.store.backups import BackupCatalogue, BackupRecord, BackupStatus
 from zerodown.store.base import Store
@@ -171,7 +172,7 @@ class Backups:
                 owner=self.owner,
                 release_revision=Revision(release.revision) if release else None,
                 release_version=Version(release.version) if release else None,
-                meta={"source": target.describe(), **dict(meta or {})},
+                meta={"source": redact_text(target.describe()), **dict(meta or {})},
             )
             self._crash_point("backup:started")
             try:
@@ -181,7 +182,9 @@ class Backups:
                 self._crash_point("backup:written")
                 done = self.catalogue.complete_backup(record.id, artifacts=artifacts, tools=tools)
             except BaseException as exc:
-                error = exc.message if isinstance(exc, ZerodownError) else _describe(exc)
+                error = redact_text(
+                    exc.message if isinstance(exc, ZerodownError) else _describe(exc)
+                )
                 failed = self.catalogue.fail_backup(record.id, error=error)
                 self._count_failure(settings.service, target_name)
                 self._event(
@@ -190,6 +193,8 @@ class Backups:
                     f"backup {record.id} of {target_name} failed: {error}",
                     {"error": error},
                 )
+                if isinstance(exc, ZerodownError) and error != exc.message:
+                    raise _retold(exc, error) from exc
                 if isinstance(exc, ZerodownError) or not isinstance(exc, Exception):
                     raise
                 raise OperationFailedError(
@@ -608,6 +613,14 @@ def _scratch_folders(repository: Path) -> list[Path]:
             if pid.isdigit() and not pid_alive(int(pid)):
                 found.append(path)
     return found
+
+
+def _retold(error: ZerodownError, message: str) -> ZerodownError:
+    """``error`` again with ``message`` (its own with any secret masked)."""
+    try:
+        return type(error)(message)
+    except TypeError:
+        return OperationFailedError(message)
 
 
 def _describe(exc: BaseException) -> str:

@@ -18,12 +18,19 @@ Neither writes a Deployment Operations Report (many run a day): the catalogue, t
 (``backup.succeeded``, ``backup.pruned``...) and the metrics below record them, and a failure
 raises the ``ZerodownBackupFailed`` alert.
 
+Backups a crash or a failed ``restic prune`` left ``pruning`` are finished here too: on the
+first tick and then every ``prune_retry_interval`` (ten minutes), so a removal never stays half
+done until the controller restarts.
+
 ``collect`` is a metrics collector (``zerodown.core.samples``) publishing, per service and
-target: ``zerodown_backup_last_success_timestamp_seconds`` (0 before any), the counter
-``zerodown_backup_failures_total`` and ``zerodown_backup_max_age_seconds`` (only for targets
-with a limit: ``maxAge``, else 1.5 schedule periods). The shipped alert rules compare them. A
-newest good backup older than its limit is also written once to the event log
-(``backup.overdue``).
+target: ``zerodown_backup_last_success_timestamp_seconds`` (once there is a good backup), the
+counter ``zerodown_backup_failures_total``, ``zerodown_backup_max_age_seconds`` (only for
+targets with a limit: ``maxAge``, else 1.5 schedule periods) and, for a target with a limit and
+no good backup yet, ``zerodown_backup_first_due_timestamp_seconds``: when its first backup was
+due (``first_due``). The shipped alert rules compare them: ``ZerodownBackupTooOld`` when the
+newest good backup is older than the limit, ``ZerodownBackupMissing`` when there is still none
+that long after the first was due, so a target is not alerted on before it ever had a chance.
+A target past its limit is also written once to the event log (``backup.overdue``).
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from zerodown.spec.models import BackupTargetSpec
 __all__ = [
     "DEFAULT_MAX_JITTER_SECONDS",
     "DEFAULT_POLL_SECONDS",
+    "DEFAULT_PRUNE_RETRY_SECONDS",
     "BackupScheduler",
     "next_due",
     "schedule_period",
@@ -59,6 +67,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_JITTER_SECONDS: Final = 60.0
 DEFAULT_POLL_SECONDS: Final = 15.0
+DEFAULT_PRUNE_RETRY_SECONDS: Final = 600.0
+"""How often backups left ``pruning`` (a crash, a failed ``restic prune``) are tried again."""
 MAX_AGE_PERIODS: Final = 1.5
 """Without ``maxAge``, the newest good backup may be this many schedule periods old."""
 
@@ -100,6 +110,7 @@ class BackupScheduler:
         releases: ReleaseSource | None = None,
         max_jitter: float = DEFAULT_MAX_JITTER_SECONDS,
         poll_interval: float = DEFAULT_POLL_SECONDS,
+        prune_retry_interval: float = DEFAULT_PRUNE_RETRY_SECONDS,
     ) -> None:
         self.backups = backups
         self.sources = sources
@@ -107,7 +118,9 @@ class BackupScheduler:
         self.releases = releases
         self.max_jitter = max_jitter
         self.poll_interval = poll_interval
+        self.prune_retry_interval = prune_retry_interval
         self.started_at = self.clock.now()
+        self._pruning_checked: float | None = None  # monotonic time of the last check
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._overdue_reported: set[tuple[str, str, int | None]] = set()
@@ -138,7 +151,9 @@ class BackupScheduler:
         """Take every backup that is due now; the ids of the backups attempted."""
         attempted: list[int] = []
         now = self.clock.now()
-        for settings in self._settings():
+        every = self._settings()
+        self._finish_pruning(every)
+        for settings in every:
             for target in settings.spec.targets:
                 if self._stop.is_set():
                     return attempted
@@ -159,6 +174,19 @@ class BackupScheduler:
         due = next_due(target.schedule, base)
         period = schedule_period(target.schedule, due)
         return due + timedelta(seconds=self.jitter(settings.service, target.name, period))
+
+    def first_due(self, settings: BackupSettings, target: BackupTargetSpec) -> datetime:
+        """When the target's first backup was due: its oldest attempt in the catalogue (which
+        outlives a restart), else its first scheduled time since the scheduler started (jitter
+        included), else, for a target on no schedule, when the scheduler started."""
+        attempts = self.backups.catalogue.list_backups(
+            ServiceName(settings.service), target=target.name, limit=1_000_000
+        )
+        if attempts:
+            return min(a.started_at for a in attempts)
+        if target.schedule is not None:
+            return self.due_at(settings, target)
+        return self.started_at
 
     def jitter(self, service: str, target: str, period: float) -> float:
         """A fixed delay for this target, under ``max_jitter`` and a tenth of ``period``."""
@@ -200,19 +228,25 @@ class BackupScheduler:
         if limit is None:
             return
         newest = self.backups.newest_good(settings.service, target.name)
-        reference = newest.finished_at if newest and newest.finished_at else self.started_at
+        if newest is not None and newest.finished_at is not None:
+            reference = newest.finished_at
+        else:
+            reference = self.first_due(settings, target)
         age = (now - reference).total_seconds()
         key = (settings.service, target.name, newest.id if newest else None)
         if age <= limit or key in self._overdue_reported:
             return
         self._overdue_reported.add(key)
-        what = f"backup {newest.id} is" if newest else "there is no good backup; the scheduler ran"
+        what = (
+            f"the newest good backup {newest.id} is {age:.0f}s old"
+            if newest
+            else f"there is no good backup {age:.0f}s after the first was due"
+        )
         try:
             self.backups.store.append_event(
                 ServiceName(settings.service),
                 kind="backup.overdue",
-                message=f"{target.name}: the newest good {what} {age:.0f}s old, more than the "
-                f"{limit:.0f}s allowed",
+                message=f"{target.name}: {what}, more than the {limit:.0f}s allowed",
                 data={"target": target.name, "age_s": age, "max_age_s": limit},
             )
         except ZerodownError as exc:
@@ -237,13 +271,8 @@ class BackupScheduler:
         labels = {"service": settings.service, "target": target.name}
         newest = self.backups.newest_good(settings.service, target.name)
         finished = newest.finished_at if newest is not None else None
+        limit = target_max_age(target, now)
         samples = [
-            MetricSample(
-                name="zerodown_backup_last_success_timestamp_seconds",
-                value=finished.timestamp() if finished is not None else 0.0,
-                labels=labels,
-                help="When the newest good backup of the target finished (epoch s, 0: none).",
-            ),
             MetricSample(
                 name="zerodown_backup_failures_total",
                 value=float(self.backups.failures(settings.service, target.name)),
@@ -252,7 +281,25 @@ class BackupScheduler:
                 help="Backups of the target that failed or were abandoned.",
             ),
         ]
-        limit = target_max_age(target, now)
+        if finished is not None:
+            samples.append(
+                MetricSample(
+                    name="zerodown_backup_last_success_timestamp_seconds",
+                    value=finished.timestamp(),
+                    labels=labels,
+                    help="When the newest good backup of the target finished (epoch s).",
+                )
+            )
+        elif limit is not None:
+            samples.append(
+                MetricSample(
+                    name="zerodown_backup_first_due_timestamp_seconds",
+                    value=self.first_due(settings, target).timestamp(),
+                    labels=labels,
+                    help="When the first backup of a target with no good backup yet was due "
+                    "(epoch s).",
+                )
+            )
         if limit is not None:
             samples.append(
                 MetricSample(
@@ -263,6 +310,23 @@ class BackupScheduler:
                 )
             )
         return samples
+
+    def _finish_pruning(self, every: list[BackupSettings]) -> None:
+        """Finish the removals a crash or a failed ``restic prune`` left ``pruning``, on the
+        first tick and then every ``prune_retry_interval`` seconds."""
+        now = self.clock.monotonic()
+        checked = self._pruning_checked
+        if checked is not None and now - checked < self.prune_retry_interval:
+            return
+        self._pruning_checked = now
+        by_service = {settings.service: settings for settings in every}
+        try:
+            finished = self.backups.finish_interrupted_pruning(by_service.get)
+        except ZerodownError as exc:  # the store is unreachable: next time
+            log.warning("finishing interrupted removals failed: %s", exc)
+            return
+        if finished:
+            log.info("finished removing backup(s) %s", ", ".join(str(r.id) for r in finished))
 
     def _settings(self) -> list[BackupSettings]:
         try:

@@ -9,12 +9,15 @@ with ``PRAGMA integrity_check``, flushed, hashed and renamed.
 A restore to a new path copies the artifact's bytes (so the restored file has the artifact's
 digest). A forced restore over an existing database goes through the backup API again, into
 that database: connections the application holds see the change as one write transaction
-instead of a file swapped under them.
+instead of a file swapped under them. Its pages are written anew (in WAL mode partly into the
+``-wal`` file), so it is checked by content instead: the SQL dump of the database read back
+must equal the backup's (``content_digest``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -140,8 +143,28 @@ class SqliteTarget:
                     f"{target} exists: restoring there would overwrite {what}; choose another "
                     "destination or pass --force"
                 )
+            expected_content = content_digest(Path(artifact.location), immutable=True)
             self._restore_into(Path(artifact.location), target)
             method = "online backup API into the existing database"
+            # The pages are written anew (and in WAL mode partly into the -wal file), so the
+            # file's digest says nothing: the content read back is compared with the backup's.
+            content = content_digest(target)
+            digest, size = sha256_file(target)
+            return RestoreReport(
+                destination=str(target),
+                replaced_live=replaces_live,
+                bytes_written=size,
+                sha256=content,
+                expected_sha256=artifact.sha256,
+                content_matches=content == expected_content,
+                details={
+                    "method": method,
+                    "artifact_sha256_checked": check.actual_sha256,
+                    "content_sha256": content,
+                    "expected_content_sha256": expected_content,
+                    "file_sha256": digest,
+                },
+            )
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             temporary = target.with_name(f".{target.name}.restore-{os.getpid()}.tmp")
@@ -177,6 +200,24 @@ class SqliteTarget:
     def remove(self, artifacts: Sequence[BackupArtifact]) -> None:
         for artifact in artifacts:
             Path(artifact.location).unlink(missing_ok=True)
+
+
+def content_digest(path: Path, *, immutable: bool = False) -> str:
+    """SHA-256 of the database's content as SQL (``iterdump``: schema and every row), read
+    through SQLite (so committed data still in a ``-wal`` file counts). Two databases with the
+    same content have the same digest however their pages are laid out."""
+    uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
+    digest = hashlib.sha256()
+    try:
+        with contextlib.closing(
+            sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS)
+        ) as connection:
+            for line in connection.iterdump():
+                digest.update(line.encode())
+                digest.update(b"\n")
+    except sqlite3.Error as exc:
+        raise OperationFailedError(f"cannot read back {path}: {exc}") from exc
+    return digest.hexdigest()
 
 
 def _integrity_problems(path: Path, *, read_only: bool = False) -> list[str]:

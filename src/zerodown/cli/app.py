@@ -377,7 +377,7 @@ def deploy(
     version: Annotated[str | None, typer.Option(help="Version label of what you deploy.")] = None,
     strategy: Annotated[
         str | None,
-        typer.Option(help="rolling, blue-green or canary (default: the spec's)."),
+        typer.Option(help="rolling, blue-green, canary or native (default: the spec's)."),
     ] = None,
     watch: Annotated[bool, typer.Option(help="Follow the rollout until it ends.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to follow.")] = 1800.0,
@@ -527,8 +527,10 @@ def rollback(
     with ControllerClient(_state(), timeout=BACKUP_TIMEOUT_SECONDS) as client:
         plan = client.get(f"/v1/services/{service}/rollback-data", to=to)
         confirm_rollback_data(out, plan, yes=yes)
+        confirmed = [b["id"] for b in plan["backups"]]  # refused if the plan changed since
         result = client.post(
-            f"/v1/services/{service}/rollback", {"who": _who(), "to": to, "with_data": True}
+            f"/v1/services/{service}/rollback",
+            {"who": _who(), "to": to, "with_data": True, "backup_ids": confirmed},
         )
     if as_json:
         out.json({**result, "restored": plan["backups"]})

@@ -86,7 +86,8 @@ def confirm_rollback_data(out: Output, plan: dict[str, Any], *, yes: bool) -> No
     if not out.as_json:
         out.line(
             f"rolling back to revision {plan['target_revision']} ({plan['target_version']}) "
-            "restores these backups OVER THE LIVE DATA:",
+            "restores these backups OVER THE LIVE DATA (after a safety backup of each target, "
+            "and the traffic flip when that release is still warm):",
             "bold",
         )
         out.out.print(backup_table(backups))
@@ -243,10 +244,21 @@ def backup_commands(
         if as_json:
             out.json({"ok": True, **data})
             return
+        if report.get("compared") == "content":  # written anew: its content is compared
+            verdict = (
+                "(its content matches the backup's)"
+                if report["matches"]
+                else "(its content DIFFERS from the backup's)"
+            )
+            what = "content sha256"
+        else:
+            verdict = (
+                "(matches the catalogue)" if report["matches"] else "(DIFFERS from the catalogue)"
+            )
+            what = "sha256"
         out.line(
             f"backup {backup_id} restored to {report['destination']}: "
-            f"{report['bytes_written']} bytes, sha256 {report['sha256'][:16]} "
-            + ("(matches the catalogue)" if report["matches"] else "(DIFFERS from the catalogue)"),
+            f"{report['bytes_written']} bytes, {what} {report['sha256'][:16]} {verdict}",
             "green" if report["matches"] else "yellow",
         )
         if report.get("details", {}).get("previous_moved_to"):

@@ -21,6 +21,12 @@ Per service, the store says:
 
 Instances found in the store at start are *adopted* (same PID and start time) rather than
 restarted; the data plane kept serving them meanwhile.
+
+A service whose spec says ``platform: swarm`` with ``strategy: native`` runs as one replicated
+Swarm service instead (``engine/native.py``): each tick observes its tasks and makes instances
+of them (drained as soon as Swarm stops them), the strategy decides on that observation, and
+only after the decision is persisted is Swarm asked to create, update, roll back or remove the
+service. Swarm, not the reconciler, starts and restarts the tasks.
 """
 
 from __future__ import annotations
@@ -48,11 +54,28 @@ from zerodown.core.clock import Clock, SystemClock
 from zerodown.core.errors import RefusedError, TemporaryError, ZerodownError
 from zerodown.core.types import Address, InstanceId, Revision, ServiceName, Version
 from zerodown.engine.metrics_window import counters_went_back, log_errors_since, version_window
+from zerodown.engine.native import (
+    ENDED_BY_SWARM,
+    SwarmAction,
+    next_action,
+    replicated_request,
+    runs_native,
+    task_changes,
+)
 from zerodown.engine.strategies import STRATEGIES, group_of
+from zerodown.engine.strategies import native as native_strategy
 from zerodown.engine.strategies.common import health_guard
 from zerodown.metrics.system import HostSampler
 from zerodown.ops.logs import LogBook
-from zerodown.platforms.base import Instance, InstanceRequest, InstanceState, Platform
+from zerodown.platforms.base import (
+    InPlaceUpdates,
+    Instance,
+    InstanceRequest,
+    InstanceState,
+    Platform,
+    ReplicatedView,
+    TaskView,
+)
 from zerodown.platforms.docker import BuildContext, ContainerRequest
 from zerodown.spec import ServiceSpec, parse_spec
 from zerodown.spec.defaults import default_canary_steps
@@ -111,6 +134,7 @@ class _ServiceRuntime:
     applied_routes: ServiceRoutes | None = None
     applied_preview: ServiceRoutes | None = None
     commands: list[_Command] = field(default_factory=list)
+    swarm_error: str = ""  # the last error talking to Swarm (recorded once, not every tick)
 
 
 @dataclass
@@ -273,6 +297,8 @@ class Reconciler:
         self._stoppers = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="stop")
         self._commands_lock = threading.Lock()
         self._validations: dict[tuple[ServiceName, int], Future[list[CheckResult]]] = {}
+        # The replicated Swarm service of each native service, as observed this tick.
+        self._swarm_views: dict[ServiceName, ReplicatedView | None] = {}
         self._host = HostSampler(
             disk_path=logbook.folder.parent if logbook.folder.parent.exists() else "/"
         )
@@ -363,6 +389,9 @@ class Reconciler:
         releases = self.store.list_releases(name, limit=50)
         if self._one_stable(name, releases):
             releases = self.store.list_releases(name, limit=50)
+        native = self._in_place(name, releases)
+        if native is not None:
+            self._sync_tasks(name, native, releases, srt)
         rollout = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
         stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
         if rollout is None:
@@ -374,14 +403,18 @@ class Reconciler:
             rollout = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
             stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
         if service.desired_state == "stopped":
-            self._stop_service(service, releases, srt)
+            self._stop_service(service, releases, srt, native)
             return
         if rollout is not None:
             self._drive(service, rollout, stable)
             releases = self.store.list_releases(name, limit=50)
             rollout = next((r for r in releases if r.status in ROLLOUT_STATUSES), None)
             stable = next((r for r in releases if r.status == ReleaseStatus.SUCCEEDED), None)
-        retiring = self._maintain_instances(service, releases, rollout, srt)
+        retiring: list[_Runtime] = []
+        if native is None:
+            retiring = self._maintain_instances(service, releases, rollout, srt)
+        else:
+            self._act_on_swarm(service, native, releases, rollout, stable, srt)
         self._apply_routes(name, releases, rollout, stable, srt)
         for rt in retiring:
             self._retire(rt)
@@ -396,6 +429,9 @@ class Reconciler:
             if rt.retiring is not None:
                 continue
             record = rt.record
+            if record.meta.get("swarm_task"):
+                self._probe_step(rt, now)  # whether the task runs: _sync_tasks asks Swarm
+                continue
             platform = self.platforms[record.platform]
             status = platform.status(record_to_instance(record))
             if status.state == InstanceState.EXITED:
@@ -538,6 +574,12 @@ class Reconciler:
             state.pop("paused", None)
             message = f"promote requested by {who}"
         elif cmd.name == "pause":
+            spec = self._spec_for(name, rollout.revision)
+            if spec is not None and runs_native(spec):
+                raise _Refused(
+                    "Swarm cannot hold an update on request: a native rollout goes on until it "
+                    "ends; 'zerodown abort' rolls it back with Swarm's rollback"
+                )
             state["paused"] = {"reason": f"paused by {who}", "kind": "user"}
             message = f"paused by {who}"
         elif cmd.name == "resume":
@@ -667,6 +709,10 @@ class Reconciler:
             self._validate(ctx)
         elif state.get("paused", {}).get("kind") == "user":
             health_guard(ctx)
+        elif runs_native(spec) and rollout.strategy != "initial":
+            # Any rollout of a native service (a deploy, or a rollback to an earlier spec)
+            # is an in-place Swarm update.
+            native_strategy.advance(ctx)
         else:
             strategy = STRATEGIES[rollout.strategy]
             if state.get("promote_full") and rollout.strategy == "canary" and stable_rev:
@@ -794,6 +840,9 @@ class Reconciler:
     def _advance_rollback(self, ctx: _Context) -> None:
         """The seed's rollback procedure: stop the rollout, restore the previous version,
         verify its health, notify."""
+        if runs_native(ctx.spec):
+            native_strategy.advance_rollback(ctx)
+            return
         state = ctx.state
         rb = state["rollback"]
         stable = ctx.stable
@@ -1154,19 +1203,7 @@ class Reconciler:
         previous: InstanceRecord | None,
     ) -> None:
         platform = self.platforms[spec.platform]
-        workdir = Path(service.spec_path).parent
-        if spec.run.workdir:
-            workdir = (workdir / spec.run.workdir).resolve()
-        request = instance_request(
-            spec,
-            service=ServiceName(service.name),
-            version=Version(release.version),
-            revision=release.revision,
-            slot=slot,
-            spec_dir=Path(service.spec_path).parent,
-            workdir=workdir,
-        )
-        instance = platform.start(request)
+        instance = platform.start(self._request(service, release, spec, slot))
         restarts = previous.restarts + 1 if previous is not None else 0
         record = instance_to_record(instance, state="starting", restarts=restarts)
         self.store.save_instance(record)
@@ -1181,6 +1218,22 @@ class Reconciler:
             message=f"started {record.id} (pid {record.pid}) on {instance.address}"
             + (f", replacing {previous.id}" if previous is not None else ""),
             data={"instance": record.id, "pid": record.pid, "port": record.port, "slot": slot},
+        )
+
+    def _request(
+        self, service: ServiceRecord, release: ReleaseRecord, spec: ServiceSpec, slot: int
+    ) -> InstanceRequest:
+        workdir = Path(service.spec_path).parent
+        if spec.run.workdir:
+            workdir = (workdir / spec.run.workdir).resolve()
+        return instance_request(
+            spec,
+            service=ServiceName(service.name),
+            version=Version(release.version),
+            revision=release.revision,
+            slot=slot,
+            spec_dir=Path(service.spec_path).parent,
+            workdir=workdir,
         )
 
     def _retire(self, rt: _Runtime) -> None:
@@ -1224,7 +1277,11 @@ class Reconciler:
             )
 
     def _stop_service(
-        self, service: ServiceRecord, releases: list[ReleaseRecord], srt: _ServiceRuntime
+        self,
+        service: ServiceRecord,
+        releases: list[ReleaseRecord],
+        srt: _ServiceRuntime,
+        native: InPlaceUpdates | None = None,
     ) -> None:
         name = service.name
         live = self._live(name)
@@ -1234,6 +1291,13 @@ class Reconciler:
         if self.router is not None and srt.applied_preview is not None:
             self.router.remove_service(srt.applied_preview.service)
             srt.applied_preview = None
+        view = self._swarm_views.get(name)
+        if native is not None and (view is None or view.exists):
+            # Swarm stops the tasks (with their stop grace period) once the service is gone;
+            # stopping one while its service lives would only make Swarm start another.
+            action = SwarmAction("remove", None, f"{name} stops: removing its Swarm service")
+            if not self._ask_swarm(service, native, releases, action, srt):
+                return
         for rt in live:
             self._retire(rt)
         if any(rt.retiring is not None for rt in self._live(name)):
@@ -1258,6 +1322,212 @@ class Reconciler:
                 lock = release.state.get("lock_owner")
                 if lock:
                     self.store.release_lock(f"deploy:{name}", owner=str(lock))
+
+    # services run by Swarm (strategy: native) ----------------------------------------------
+    def _in_place(self, name: ServiceName, releases: list[ReleaseRecord]) -> InPlaceUpdates | None:
+        """The platform that runs the service as one replicated service, if its newest release
+        says so (a deploy never switches a service between the two ways)."""
+        if not releases:
+            return None
+        spec = self._spec_for(name, releases[0].revision)
+        if spec is None or not runs_native(spec):
+            self._swarm_views.pop(name, None)
+            return None
+        platform = self.platforms.get(spec.platform)
+        return platform if isinstance(platform, InPlaceUpdates) else None
+
+    def _sync_tasks(
+        self,
+        name: ServiceName,
+        platform: InPlaceUpdates,
+        releases: list[ReleaseRecord],
+        srt: _ServiceRuntime,
+    ) -> None:
+        """Observe the Swarm service; make instances of the tasks it started, drain the ones it
+        stops, record the ones that crashed."""
+        try:
+            view = platform.observe_replicated(name)
+        except ZerodownError as exc:
+            self._swarm_views[name] = None
+            self._swarm_failed(name, f"observing the Swarm service: {exc.message}", srt)
+            return
+        self._swarm_views[name] = view
+        live = {
+            str(rt.record.meta["swarm_task"]): rt
+            for rt in self._live(name)
+            if rt.record.meta.get("swarm_task")
+        }
+        changes = task_changes(view, {tid: rt.retiring is not None for tid, rt in live.items()})
+        for task in changes.crashed:
+            self._task_crashed(live[task.id], task)
+        for task_id in changes.stopping:
+            self._retire(live[task_id])
+        rolling_out = {int(r.revision) for r in releases if r.status in ROLLOUT_STATUSES}
+        crashed = [
+            record
+            for record in self.store.list_instances(name, states=("crashed",))
+            if record.meta.get("swarm_task")
+        ]
+        for task in changes.started:
+            assert task.revision is not None
+            spec = self._spec_for(name, Revision(task.revision))
+            if spec is None:
+                continue  # not a revision of ours
+            # A crash during a rollout stays on record for the strategy to see.
+            previous = next(
+                (
+                    c
+                    for c in crashed
+                    if int(c.revision) == task.revision
+                    and c.slot == task.slot
+                    and task.revision not in rolling_out
+                ),
+                None,
+            )
+            if previous is not None:
+                crashed.remove(previous)
+            self._task_started(name, platform, view, task, spec, previous)
+        tasks = {task.id: task for task in view.tasks}
+        for record in crashed:
+            ended = tasks.get(str(record.meta["swarm_task"]))
+            replaced = ended is None or ended.state in ENDED_BY_SWARM  # lost while no one watched
+            if replaced or int(record.revision) not in rolling_out:
+                self.store.delete_instance(record.id)
+                self.logbook.forget(name, record.id)
+
+    def _task_started(
+        self,
+        name: ServiceName,
+        platform: InPlaceUpdates,
+        view: ReplicatedView,
+        task: TaskView,
+        spec: ServiceSpec,
+        previous: InstanceRecord | None,
+    ) -> None:
+        instance = platform.task_instance(name, view, task)
+        restarts = previous.restarts + 1 if previous is not None else 0
+        record = instance_to_record(instance, state="starting", restarts=restarts)
+        self.store.save_instance(record)
+        if previous is not None:
+            self.store.delete_instance(previous.id)
+            self.logbook.forget(name, previous.id)
+        self._runtimes[record.id] = _Runtime(record, self._tracker(spec, adopted=False))
+        self.store.append_event(
+            name,
+            revision=record.revision,
+            kind="instance.restarted" if previous is not None else "instance.started",
+            message=f"Swarm started task {task.id[:12]} (slot {task.slot}) as {record.id} on "
+            f"{instance.address}" + (f", replacing {previous.id}" if previous is not None else ""),
+            data={"instance": record.id, "port": record.port, "slot": task.slot, "task": task.id},
+        )
+
+    def _task_crashed(self, rt: _Runtime, task: TaskView) -> None:
+        record = rt.record
+        self._probe_cancel(rt)
+        self._collect_logs([rt])
+        del self._runtimes[record.id]
+        self.store.save_instance(
+            replace(record, state="crashed", meta={**record.meta, "exit_code": task.exit_code})
+        )
+        detail = f"task {task.state}" + (f": {task.error}" if task.error else "")
+        self.store.append_event(
+            record.service,
+            revision=record.revision,
+            kind="instance.crashed",
+            message=f"{record.id} exited with code {task.exit_code} ({detail})",
+            data={"instance": record.id, "exit_code": task.exit_code, "slot": record.slot},
+        )
+
+    def _act_on_swarm(
+        self,
+        service: ServiceRecord,
+        platform: InPlaceUpdates,
+        releases: list[ReleaseRecord],
+        rollout: ReleaseRecord | None,
+        stable: ReleaseRecord | None,
+        srt: _ServiceRuntime,
+    ) -> None:
+        """Ask Swarm for what the persisted state wants (read after the strategy wrote it)."""
+        view = self._swarm_views.get(service.name)
+        if view is None:
+            return
+        want: int | None = None
+        rollback_to: int | None = None
+        remove = False
+        force = 0
+        settle = False
+        if rollout is not None:
+            state = rollout.state
+            if state.get("phase") == "rolling_back":
+                remove = stable is None
+                rollback_to = int(stable.revision) if stable is not None else None
+            elif rollout.strategy == "initial" or stable is None:
+                want = int(rollout.revision)
+            elif "native" in state:
+                want = int(rollout.revision)
+                force = int(state["native"].get("force", 0))
+            else:  # the strategy has not decided yet
+                want, settle = int(stable.revision), True
+        elif stable is not None:
+            want, settle = int(stable.revision), True
+        action = next_action(
+            view,
+            want=want,
+            force=force,
+            rollback_to=rollback_to,
+            remove=remove,
+            settle_first=settle,
+        )
+        if action is not None:
+            # The event belongs to the rollout that asked for it (its report shows it).
+            on = rollout.revision if rollout is not None else None
+            if on is None and want is not None:
+                on = Revision(want)
+            self._ask_swarm(service, platform, releases, action, srt, on=on)
+
+    def _ask_swarm(
+        self,
+        service: ServiceRecord,
+        platform: InPlaceUpdates,
+        releases: list[ReleaseRecord],
+        action: SwarmAction,
+        srt: _ServiceRuntime,
+        *,
+        on: Revision | None = None,
+    ) -> bool:
+        name = service.name
+        try:
+            if action.kind == "remove":
+                platform.remove_replicated(name)
+            elif action.kind == "rollback":
+                platform.rollback_replicated(name)
+            else:
+                release = next(r for r in releases if int(r.revision) == action.revision)
+                spec = self._spec_for(name, release.revision)
+                if spec is None:
+                    return False
+                request = self._request(service, release, spec, 0)
+                platform.apply_replicated(replicated_request(spec, request, force=action.force))
+        except ZerodownError as exc:
+            self._swarm_failed(name, f"{action.why}: {exc.message}", srt)
+            return False
+        srt.swarm_error = ""
+        self._swarm_views[name] = None  # what was observed is out of date now
+        self.store.append_event(
+            name,
+            revision=on,
+            kind=f"swarm.{action.kind}",
+            message=action.why,
+            data={"revision": action.revision, "force": action.force},
+        )
+        return True
+
+    def _swarm_failed(self, name: ServiceName, message: str, srt: _ServiceRuntime) -> None:
+        """Record a failure to talk to Swarm once (the next ticks try again quietly)."""
+        if message != srt.swarm_error:
+            srt.swarm_error = message
+            self.store.append_event(name, kind="swarm.error", message=message)
+            log.warning("%s: %s", name, message)
 
     # routes ---------------------------------------------------------------------------------
     def _apply_routes(
@@ -1625,3 +1895,6 @@ class _Context:
 
     def emit(self, kind: str, message: str, **data: Any) -> None:
         self.events.append((kind, message, data))
+
+    def swarm(self) -> ReplicatedView | None:
+        return self._r._swarm_views.get(self.service.name)

@@ -7,6 +7,11 @@ default; ``docker``, ``swarm`` and ``kubernetes`` implement the same Protocol.
 An ``Instance`` is a plain record the store can persist; a restarted controller hands the
 records back to ``adopt`` which confirms that each one is still the very same live instance
 (for local processes: same PID *and* same process start time, so a reused PID is never adopted).
+
+``InPlaceUpdates`` is an optional capability (``swarm`` has it): the platform runs every
+instance of a service as the tasks of one replicated service and replaces them itself with its
+own update machinery. The engine then observes tasks (``ReplicatedView``) instead of starting
+and stopping instances, and makes each running task an ``Instance`` (``task_instance``).
 """
 
 from __future__ import annotations
@@ -15,17 +20,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from zerodown.core.types import Address, InstanceId, ResourceUsage, Revision, ServiceName, Version
 
 __all__ = [
+    "InPlaceUpdates",
     "Instance",
     "InstanceRequest",
     "InstanceState",
     "InstanceStatus",
     "LogChunk",
     "Platform",
+    "ReplicatedRequest",
+    "ReplicatedView",
+    "TaskView",
+    "UpdatePolicy",
 ]
 
 
@@ -109,4 +119,90 @@ class Platform(Protocol):
 
     def read_logs(self, instance: Instance, cursor: str | None) -> LogChunk:
         """Log lines written since ``cursor`` (None: from the beginning)."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdatePolicy:
+    """How a platform replaces the tasks of a replicated service (Swarm's ``UpdateConfig``)."""
+
+    parallelism: int  # tasks replaced at once; 0: all
+    delay: float  # seconds between two batches
+    order: str  # "start-first" or "stop-first"
+    failure_action: str  # "pause", "rollback" or "continue"
+    monitor: float  # seconds each new task is watched for a failure
+    max_failure_ratio: float  # share of new tasks that may fail before failure_action applies
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplicatedRequest:
+    """One release run as ``replicas`` tasks of one replicated service."""
+
+    instance: InstanceRequest  # what each task runs (slot is unused)
+    replicas: int
+    policy: UpdatePolicy
+    stop_grace: float  # seconds from SIGTERM to SIGKILL when a task stops
+    restart: str  # "always", "on-failure" or "never"
+    max_restarts: int  # 0: unlimited
+    restart_window: float  # seconds over which ``max_restarts`` counts
+    force: int = 0  # a higher value than the service has makes the platform redo the update
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskView:
+    """One task of a replicated service as the platform last saw it."""
+
+    id: str
+    slot: int
+    revision: int | None  # from the task's labels; None for a task zerodown did not make
+    version: str
+    desired: str  # the state the orchestrator wants: "running", "shutdown", ...
+    state: str  # the state it is in: "pending", "running", "shutdown", "failed", ...
+    port: int | None  # the host port its container port is published on, once running
+    exit_code: int | None
+    error: str
+    container_id: str | None
+    pid: int | None
+    created_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplicatedView:
+    """One observation of the replicated service of a zerodown service."""
+
+    exists: bool
+    service_id: str = ""
+    revision: int | None = None  # the revision the service's spec runs
+    previous_revision: int | None = None  # the one its rollback would return to
+    replicas: int = 0
+    force: int = 0  # the spec's force-update counter
+    update_state: str = ""  # "updating", "paused", "completed", "rollback_started", ... or ""
+    update_message: str = ""
+    update_started: float | None = None
+    update_completed: float | None = None
+    tasks: tuple[TaskView, ...] = ()
+
+
+@runtime_checkable
+class InPlaceUpdates(Protocol):
+    """A platform that runs a release as one replicated service and updates it in place."""
+
+    def observe_replicated(self, service: ServiceName) -> ReplicatedView:
+        """The service and all its tasks (``TemporaryError`` if the platform does not answer)."""
+        ...
+
+    def apply_replicated(self, request: ReplicatedRequest) -> None:
+        """Create the service running ``request``, or update it in place to run it."""
+        ...
+
+    def rollback_replicated(self, service: ServiceName) -> None:
+        """Ask the platform to roll the service back to its previous spec, its own way."""
+        ...
+
+    def remove_replicated(self, service: ServiceName) -> None:
+        """Remove the service; its tasks stop with the service's stop grace period."""
+        ...
+
+    def task_instance(self, service: ServiceName, view: ReplicatedView, task: TaskView) -> Instance:
+        """The ``Instance`` record of a running task (the engine routes to its address)."""
         ...

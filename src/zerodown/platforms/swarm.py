@@ -27,6 +27,14 @@ The task's state, exit code and published port come from ``service.tasks()``. Lo
 graceful stop with a chosen grace period use the task's container on this node (single-node
 swarms, the case the tests cover); on a multi-node swarm a task on another node is stopped by
 removing its service (Swarm then applies the service's stop grace period, 10 s by default).
+
+``strategy: native`` is the other way round: the platform also implements ``InPlaceUpdates``,
+running a release as ONE service of ``replicas`` tasks that Swarm's own ``update_config``
+replaces (see ``swarm_tasks.py`` for the service's shape). There each running task is an
+instance (``task_instance``, marked by ``meta["swarm_task"]``): ``status``, ``adopt``,
+``resources`` and ``read_logs`` follow the task and its container, and ``stop`` waits for Swarm
+to end the task (stopping its container first only if Swarm still wants it running, in which
+case Swarm starts a replacement by the service's restart policy).
 """
 
 from __future__ import annotations
@@ -45,13 +53,16 @@ import psutil
 
 from zerodown.core.clock import Clock, SystemClock
 from zerodown.core.errors import OperationFailedError, TemporaryError
-from zerodown.core.types import Address, ResourceUsage
+from zerodown.core.types import Address, InstanceId, ResourceUsage, Revision, ServiceName, Version
 from zerodown.platforms.base import (
     Instance,
     InstanceRequest,
     InstanceState,
     InstanceStatus,
     LogChunk,
+    ReplicatedRequest,
+    ReplicatedView,
+    TaskView,
 )
 from zerodown.platforms.docker import (
     LABEL_PREFIX,
@@ -71,6 +82,13 @@ from zerodown.platforms.docker import (
     split_log_lines,
     translate_errors,
     usage_from_stats,
+)
+from zerodown.platforms.swarm_tasks import (
+    NATIVE_LABEL,
+    is_native_service,
+    replicated_view,
+    service_spec_of,
+    task_view,
 )
 
 __all__ = ["SwarmPlatform", "task_container"]
@@ -214,6 +232,8 @@ class SwarmPlatform:
 
     def container_of(self, instance: Instance) -> Any | None:
         """The container of the instance's current task, if it is on this node."""
+        if instance.meta.get("swarm_task"):
+            return self._container(str(instance.meta.get("container_id") or ""))
         service = self._service(instance)
         if service is None:
             return None
@@ -329,6 +349,8 @@ class SwarmPlatform:
 
     def status(self, instance: Instance) -> InstanceStatus:
         """From the service's task: RUNNING, or EXITED with the container's exit code."""
+        if instance.meta.get("swarm_task"):
+            return self._task_status_of(instance)
         try:
             service = self._service(instance)
             if service is None:
@@ -343,6 +365,8 @@ class SwarmPlatform:
     def adopt(self, instance: Instance) -> bool:
         """True iff the service exists with the instance's labels and creation time and its
         task runs. ``TemporaryError`` if the engine does not answer."""
+        if instance.meta.get("swarm_task"):
+            return self._adopt_task(instance)
         service = self._service(instance)
         if service is None:
             return False
@@ -353,6 +377,8 @@ class SwarmPlatform:
 
     def stop(self, instance: Instance, *, grace: float) -> InstanceStatus:
         """Stop the task's container with ``grace`` (SIGTERM, then SIGKILL), remove the service."""
+        if instance.meta.get("swarm_task"):
+            return self._stop_task(instance, grace)
         service = self._service(instance)
         if service is None:
             return self.status(instance)
@@ -402,6 +428,16 @@ class SwarmPlatform:
     def read_logs(self, instance: Instance, cursor: str | None) -> LogChunk:
         """The service's stdout and stderr lines since ``cursor`` (as on ``docker``)."""
         position = parse_log_cursor(cursor)
+        if instance.meta.get("swarm_task"):
+            container = self.container_of(instance)
+            if container is None:
+                return LogChunk(lines=[], cursor=cursor or "")
+            since: dict[str, Any] = {}
+            if position is not None and position[0][0] > 0:
+                since["since"] = position[0][0]
+            with translate_errors(f"reading logs of {instance.id}"):
+                raw_task = container.logs(timestamps=True, stdout=True, stderr=True, **since)
+            return lines_after(split_log_lines(bytes(raw_task)), position)
         service = self._service(instance)
         if service is None:
             return LogChunk(lines=[], cursor=cursor or "")
@@ -416,6 +452,217 @@ class SwarmPlatform:
                 )
             )
         return lines_after(split_log_lines(raw), position)
+
+    # -- replicated services (strategy: native) --------------------------------------------
+
+    def _replicated(self, service: str) -> Any | None:
+        """The replicated service zerodown made for ``service``, or None if there is none."""
+        docker = docker_sdk()
+        with translate_errors(f"inspecting Swarm service {service}"):
+            try:
+                found = self.client().services.get(service)
+            except docker.errors.NotFound:
+                return None
+        if found.name != service:
+            return None  # an id prefix, not the name
+        if not is_native_service(found.attrs, service):
+            raise OperationFailedError(
+                f"a Swarm service named {service!r} exists that zerodown did not create (it has "
+                f"no {NATIVE_LABEL}=1 label); remove or rename it, then deploy again"
+            )
+        return found
+
+    def observe_replicated(self, service: ServiceName) -> ReplicatedView:
+        """The service's spec revisions, Swarm's ``UpdateStatus`` and every task it keeps."""
+        found = self._replicated(service)
+        if found is None:
+            return ReplicatedView(exists=False)
+        with translate_errors(f"listing tasks of Swarm service {service}"):
+            tasks: list[Mapping[str, Any]] = list(
+                self.client().api.tasks(filters={"service": found.id})
+            )
+        return replicated_view(found.attrs, tasks)
+
+    def apply_replicated(self, request: ReplicatedRequest) -> None:
+        """Create the service, or update it in place (Swarm replaces its tasks by the spec's
+        ``UpdateConfig``). Local images are used as they are, never resolved in a registry."""
+        name = request.instance.service
+        client = self.client()
+        image = ensure_image(client, request.instance, self._builds)
+        spec = service_spec_of(request, image, self._labels)
+        found = self._replicated(name)
+        if found is None:
+            self._engine_post(
+                "/services/create", {}, spec, what=f"creating Swarm service {name} from {image}"
+            )
+            return
+        version = int((found.attrs.get("Version") or {}).get("Index") or 0)
+        self._engine_post(
+            f"/services/{found.id}/update",
+            {"version": version},
+            spec,
+            what=f"updating Swarm service {name} to revision {request.instance.revision}",
+        )
+
+    def rollback_replicated(self, service: ServiceName) -> None:
+        """``docker service update --rollback``: Swarm goes back to the service's previous spec
+        with its ``RollbackConfig``."""
+        found = self._replicated(service)
+        if found is None:
+            raise OperationFailedError(f"Swarm service {service} is gone: nothing to roll back")
+        attrs = found.attrs
+        version = int((attrs.get("Version") or {}).get("Index") or 0)
+        self._engine_post(
+            f"/services/{found.id}/update",
+            {"version": version, "rollback": "previous"},
+            attrs.get("Spec") or {},
+            what=f"rolling Swarm service {service} back",
+        )
+
+    def remove_replicated(self, service: ServiceName) -> None:
+        """Remove the service; Swarm stops its tasks with their stop grace period."""
+        found = self._replicated(service)
+        if found is None:
+            return
+        docker = docker_sdk()
+        with translate_errors(f"removing Swarm service {service}"):
+            try:
+                found.remove()
+            except docker.errors.NotFound:
+                return
+
+    def task_instance(self, service: ServiceName, view: ReplicatedView, task: TaskView) -> Instance:
+        """A running task as an instance, addressed by its dynamic host-mode port."""
+        if task.port is None or task.revision is None:
+            raise OperationFailedError(f"task {task.id} of {service} has no published port yet")
+        return Instance(
+            id=InstanceId(f"{service}-r{task.revision}-{task.slot}-{task.id[:6]}"),
+            service=service,
+            version=Version(task.version),
+            revision=Revision(task.revision),
+            slot=task.slot,
+            platform=self.name,
+            address=Address(_HOST, task.port),
+            pid=task.pid,
+            started_at=task.created_at,
+            meta={
+                "swarm_task": task.id,
+                "swarm_service": view.service_id,
+                "container_id": task.container_id or "",
+            },
+        )
+
+    def _engine_post(
+        self, path: str, params: Mapping[str, Any], body: Mapping[str, Any], *, what: str
+    ) -> None:
+        """POST a whole spec to the engine. The SDK's ``update_service`` cannot ask for Swarm's
+        rollback (``rollback=previous``) and rebuilds the spec from arguments; this sends the
+        spec as it is, on the SDK's own connection and API version."""
+        docker = docker_sdk()
+        import requests  # a dependency of the docker SDK
+
+        api = self.client().api
+        with translate_errors(what):
+            response = api.post(
+                f"{api.base_url}/v{api.api_version}{path}", params=dict(params), json=dict(body)
+            )
+            try:
+                response.raise_for_status()
+            except requests.exceptions.HTTPError as exc:
+                error = docker.errors.create_api_error_from_http_exception(exc)
+                if "out of sequence" in str(error):
+                    raise TemporaryError(
+                        f"{what}: the service changed meanwhile; trying again", retry_after=0.5
+                    ) from exc
+                raise error from exc
+
+    def _container(self, container_id: str) -> Any | None:
+        if not container_id:
+            return None
+        docker = docker_sdk()
+        with translate_errors(f"inspecting container {container_id[:12]}"):
+            try:
+                return self.client().containers.get(container_id)
+            except docker.errors.NotFound:
+                return None
+
+    def _task_of(self, instance: Instance) -> TaskView | None:
+        docker = docker_sdk()
+        with translate_errors(f"inspecting the task of {instance.id}"):
+            try:
+                attrs = self.client().api.inspect_task(str(instance.meta["swarm_task"]))
+            except docker.errors.NotFound:
+                return None
+        return task_view(attrs)
+
+    def _task_status_of(self, instance: Instance) -> InstanceStatus:
+        try:
+            task = self._task_of(instance)
+            if task is None:
+                return self._gone_task_status(instance)
+        except TemporaryError as exc:
+            return InstanceStatus(InstanceState.UNKNOWN, detail=exc.message)
+        if task.state == "running" or task.state in _ACTIVE_TASK_STATES:
+            return InstanceStatus(
+                InstanceState.RUNNING, detail=f"task {task.state}, Swarm wants it {task.desired}"
+            )
+        detail = f"task {task.state}" + (
+            f" (exit code {task.exit_code})" if task.exit_code is not None else ""
+        )
+        if task.error:
+            detail += f": {task.error}"
+        return InstanceStatus(InstanceState.EXITED, exit_code=task.exit_code, detail=detail)
+
+    def _gone_task_status(self, instance: Instance) -> InstanceStatus:
+        """A task Swarm forgot (its service was removed): what its container says, if kept."""
+        container = self.container_of(instance)
+        if container is None:
+            known = self._exits.get(instance.id)
+            return known or InstanceStatus(InstanceState.EXITED, detail="the task is gone")
+        state = container.attrs.get("State") or {}
+        if state.get("Status") == "running":
+            return InstanceStatus(InstanceState.RUNNING, detail="container running")
+        code = state.get("ExitCode")
+        return InstanceStatus(
+            InstanceState.EXITED,
+            exit_code=int(code) if code is not None else None,
+            detail=f"the task is gone; its container exited with code {code}",
+        )
+
+    def _adopt_task(self, instance: Instance) -> bool:
+        task = self._task_of(instance)
+        return (
+            task is not None
+            and task.desired == "running"
+            and task.state == "running"
+            and (task.container_id or "") == instance.meta.get("container_id", "")
+        )
+
+    def _stop_task(self, instance: Instance, grace: float) -> InstanceStatus:
+        """Wait for Swarm to end the task; stop its container first only if Swarm still wants
+        it running (then Swarm starts a replacement by the service's restart policy)."""
+        task = self._task_of(instance)
+        container = self.container_of(instance)
+        if container is None:
+            return self.status(instance)
+        docker = docker_sdk()
+        with translate_errors(f"stopping {instance.id}"):
+            if task is not None and task.desired == "running" and container.status == "running":
+                container.stop(timeout=max(0, math.ceil(grace)))
+        deadline = self._clock.monotonic() + grace + _SETTLE_TIMEOUT
+        while self._clock.monotonic() < deadline:
+            with translate_errors(f"waiting for {instance.id} to stop"):
+                try:
+                    container.reload()
+                except docker.errors.NotFound:
+                    break
+            if container.status not in ("running", "paused", "restarting", "created"):
+                break
+            self._clock.sleep(_POLL_INTERVAL)
+        result = self.status(instance)
+        if result.state is InstanceState.EXITED:
+            self._exits.remember(instance.id, result)
+        return result
 
 
 def task_container(platform: SwarmPlatform, instance: Instance) -> Any | None:

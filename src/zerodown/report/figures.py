@@ -122,6 +122,14 @@ _STEP_KINDS: Final = frozenset(
         "bluegreen.ready",
         "bluegreen.switched",
         "rolling.step",
+        "native.requested",
+        "native.issued",
+        "native.completed",
+        "native.redo",
+        "swarm.update",
+        "swarm.rollback",
+        "rollback.swarm",
+        "rollback.paused",
         "traffic.switch",
         "traffic.rollback",
         "analysis.started",
@@ -150,6 +158,7 @@ _TYPE_BY_STRATEGY: Final = {
     "bluegreen": "Blue-Green",
     "blue_green": "Blue-Green",
     "rolling": "Rolling",
+    "native": "Swarm Native",
     "initial": "Initial",
     "rollback": "Rollback",
     "dr-drill": "DR Drill",
@@ -571,6 +580,9 @@ def _deployment_type(f: Facts) -> JSON:
         "replicas": f.data.replicas,
         "weights_reached": weights,
         "analyses": len(f.of_kind("analysis.started")),
+        "swarm_update": next(
+            (str(e.data.get("how") or "") for e in f.of_kind("native.requested")), None
+        ),
         "rollback_to": _int(f.state.get("rollback_of"))
         or (f.new if f.operation == "rollback" else None),
         "new": _release_ref(f.new, f.version),

@@ -167,6 +167,9 @@ class _Fields:
             return w("type_bluegreen", replicas=f["replicas"], analyses=analyses), []
         if kind == "Rolling":
             return w("type_rolling", replicas=f["replicas"], analyses=analyses), []
+        if kind == "Swarm Native":
+            how = f.get("swarm_update") or "-"
+            return w("type_native", replicas=f["replicas"], how=how, analyses=analyses), []
         if kind == "Initial":
             return w("type_initial", replicas=f["replicas"]), []
         if kind == "Rollback":

@@ -112,6 +112,12 @@ PHRASES: Final[dict[str, tuple[str, str]]] = {
         "Rolling (instances replaced in turn: {replicas} instance(s), each new one healthy "
         "before an old one stops; analyses run: {analyses})",
     ),
+    "type_native": (
+        "Swarm Native (Swarm 原生就地更新 {replicas} 個任務, 依其 update_config: {how}; "
+        "{analyses} 次分析)",
+        "Swarm Native (Swarm's own in-place update of {replicas} task(s) by its update_config: "
+        "{how}; analyses run: {analyses})",
+    ),
     "type_initial": (
         "Initial (首次部署: 啟動 {replicas} 個實例, 沒有前一版本)",
         "Initial (first deployment: {replicas} instance(s), no previous release)",

@@ -58,7 +58,7 @@ Platform = Literal["local", "docker", "swarm", "kubernetes"]
 RestartPolicy = Literal["always", "on-failure", "never"]
 JudgeName = Literal["thresholds", "sequential", "mann-whitney"]
 LatencyQuantile = Literal["p50", "p90", "p95", "p99"]
-StrategyName = Literal["rolling", "blue-green", "canary"]
+StrategyName = Literal["rolling", "blue-green", "canary", "native"]
 
 SERVICE_NAME_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,39}")
 ENV_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -94,6 +94,9 @@ __all__ = [
     "IncidentsSpec",
     "LogScanSpec",
     "MonitorSpec",
+    "NativeFailureAction",
+    "NativeOrder",
+    "NativeSpec",
     "NotifyEvent",
     "NotifySpec",
     "PerformanceCheckSpec",
@@ -580,8 +583,31 @@ class CanarySpec(SpecModel):
     steps: tuple[CanaryStep, ...] | None = None
 
 
+NativeOrder = Literal["start-first", "stop-first"]
+NativeFailureAction = Literal["pause", "rollback", "continue"]
+
+
+class NativeSpec(SpecModel):
+    """``platform: swarm`` only: one Swarm service of ``replicas`` tasks, updated in place by
+    Swarm's own ``update_config``; zerodown routes to each task and judges the new version."""
+
+    parallelism: Int = Field(defaults.DEFAULT_NATIVE_PARALLELISM, ge=0)
+    """Tasks Swarm replaces at once (0: all of them)."""
+    delay: Duration = defaults.DEFAULT_NATIVE_DELAY_SECONDS
+    """Pause between two batches of tasks."""
+    order: NativeOrder = defaults.DEFAULT_NATIVE_ORDER
+    """``start-first`` starts a new task before its old one stops; ``stop-first`` the reverse."""
+    failure_action: NativeFailureAction = defaults.DEFAULT_NATIVE_FAILURE_ACTION
+    """What Swarm does when an updated task fails: ``pause``, ``rollback`` or ``continue``."""
+    monitor: Duration = defaults.DEFAULT_NATIVE_MONITOR_SECONDS
+    """How long Swarm watches each updated task for a failure."""
+    max_failure_ratio: Fraction = defaults.DEFAULT_NATIVE_MAX_FAILURE_RATIO
+    """Share of updated tasks that may fail before the failure action applies."""
+
+
 class StrategySpec(SpecModel):
-    """Exactly one of ``rolling``, ``blueGreen``, ``canary`` (checked in ``validation.py``).
+    """Exactly one of ``rolling``, ``blueGreen``, ``canary``, ``native`` (checked in
+    ``validation.py``).
 
     None means "not this kind"; in YAML ``canary:`` alone chooses canary with its defaults.
     """
@@ -589,10 +615,14 @@ class StrategySpec(SpecModel):
     rolling: RollingSpec | None = None
     blue_green: BlueGreenSpec | None = None
     canary: CanarySpec | None = None
+    native: NativeSpec | None = None
 
     @property
     def name(self) -> StrategyName:
-        """``"rolling"``, ``"blue-green"`` or ``"canary"`` (``"rolling"`` if none is set)."""
+        """``"rolling"``, ``"blue-green"``, ``"canary"`` or ``"native"`` (``"rolling"`` if none
+        is set)."""
+        if self.native is not None:
+            return "native"
         if self.canary is not None:
             return "canary"
         if self.blue_green is not None:
@@ -1095,7 +1125,7 @@ class ServiceSpec(SpecModel):
 
     @property
     def strategy_name(self) -> StrategyName:
-        """``"rolling"``, ``"blue-green"`` or ``"canary"``."""
+        """``"rolling"``, ``"blue-green"``, ``"canary"`` or ``"native"``."""
         return self.strategy.name
 
     @property

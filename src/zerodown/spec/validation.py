@@ -4,8 +4,9 @@ Two of the three validation tiers meet here. Shape problems come from pydantic a
 rewritten for humans: what was expected, what was found, and for unknown keys a did-you-mean
 hint. Meaning problems (``semantic_problems``) relate several fields: canary weights that only
 go up and end at 100, a health-check timeout no longer than its interval, exactly one strategy
-and one probe kind, ``run.command`` for local services, a rolling update that can make progress,
-a blue-green preview port apart from the listen port, a deployment window whose end differs
+(``native`` only on ``platform: swarm``) and one probe kind, ``run.command`` for local
+services, a rolling update that can make progress, a blue-green preview port apart from the
+listen port, a deployment window whose end differs
 from its start, a freeze that ends after it starts, canary match rules naming exactly one of
 a header or a cookie, and checks with names of their own (``expectStatus`` only on http
 dependencies). They are checked on the raw document so that one run reports shape and
@@ -71,7 +72,7 @@ def validate_document(data: Any, *, source: SourceMap, filename: str) -> Service
 
 
 _KINDS: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("strategy",): ("rolling", "blueGreen", "canary"),
+    ("strategy",): ("rolling", "blueGreen", "canary", "native"),
     ("healthCheck",): ("http", "tcp"),
     ("checks", "post"): ("performance", "logs", "feedback"),
 }
@@ -402,6 +403,7 @@ def semantic_problems(
         _check_strategy_kinds(problems, strategy)
         _check_rolling(problems, data, strategy.get("rolling"))
         _check_preview_port(problems, data, strategy.get("blueGreen"))
+        _check_native(problems, data, strategy)
         canary = strategy.get("canary")
         if isinstance(canary, dict):
             _check_canary_steps(problems, canary.get("steps"))
@@ -503,19 +505,33 @@ def _check_health_check(problems: _Problems, data: dict[str, Any]) -> None:
 
 
 def _check_strategy_kinds(problems: _Problems, strategy: dict[str, Any]) -> None:
-    kinds = [kind for kind in ("rolling", "blueGreen", "canary") if kind in strategy]
+    kinds = [kind for kind in ("rolling", "blueGreen", "canary", "native") if kind in strategy]
     if not kinds:
         problems.at(
             ("strategy",),
             problems.source.container(("strategy",)),
-            "expected exactly one strategy (rolling, blueGreen or canary), found none",
+            "expected exactly one strategy (rolling, blueGreen, canary or native), found none",
             "'rolling: {}' is what an omitted strategy means",
         )
     elif len(kinds) > 1:
         problems.at_key(
             ("strategy", kinds[1]),
-            f"expected exactly one strategy (rolling, blueGreen or canary), found {_joined(kinds)}",
+            "expected exactly one strategy (rolling, blueGreen, canary or native), found "
+            f"{_joined(kinds)}",
             "keep one of them",
+        )
+
+
+def _check_native(problems: _Problems, data: dict[str, Any], strategy: dict[str, Any]) -> None:
+    if "native" not in strategy:
+        return
+    platform = data.get("platform", defaults.DEFAULT_PLATFORM)
+    if platform != "swarm":
+        problems.at_key(
+            ("strategy", "native"),
+            f"expected platform swarm for the native strategy (Swarm's own update), got "
+            f"platform {platform}",
+            "set 'platform: swarm', or choose rolling, blueGreen or canary",
         )
 
 

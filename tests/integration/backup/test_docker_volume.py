@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,4 +79,60 @@ def test_a_missing_volume_fails_the_backup(tmp_path: Path, docker_engine: Any) -
             backups.take(settings, "data")
         assert store.list_backups()[0].status == BackupStatus.FAILED
     finally:
+        store.close()
+
+
+def test_the_same_backup_restored_twice_over_the_live_volume_keeps_both_previous_copies(
+    tmp_path: Path, volume: tuple[str, Path]
+) -> None:
+    """Each forced restore moves what the volume held into a folder of its own."""
+    require_tool("restic", "restic")
+    name, folder = volume
+    settings = settings_for(tmp_path, f"- {{name: data, kind: docker-volume, volume: {name}}}")
+    store, backups = open_backups(tmp_path)
+    try:
+        original = tree_manifest(folder)
+        record = backups.take(settings, "data")
+        asides = []
+        for text in ("changed once\n", "changed twice\n"):
+            (folder / "config.txt").write_text(text)
+            forced = backups.restore(settings, record.id, destination=name, force=True)
+            assert tree_manifest(folder).sha256 == original.sha256
+            asides.append(Path(forced.details["previous_moved_to"]))
+        assert asides[0] != asides[1]
+        assert [(a / "config.txt").read_text() for a in asides] == [
+            "changed once\n",
+            "changed twice\n",
+        ]
+    finally:
+        store.close()
+
+
+def test_a_forced_restore_that_fails_part_way_leaves_the_volume_as_it_was(
+    tmp_path: Path, volume: tuple[str, Path]
+) -> None:
+    """A file system mounted on one of the volume's folders cannot be moved (EBUSY): the
+    entries moved aside before it are moved back and no aside folder is left."""
+    require_tool("restic", "restic")
+    name, folder = volume
+    settings = settings_for(tmp_path, f"- {{name: data, kind: docker-volume, volume: {name}}}")
+    store, backups = open_backups(tmp_path)
+    pinned = folder / "zz-mounted"
+    pinned.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "zerodown-test", str(pinned)], check=False)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        for number in range(5):
+            (folder / f"file-{number}.txt").write_text(f"live {number}\n")
+        (pinned / "inside.txt").write_text("on the mounted file system\n")
+        record = backups.take(settings, "data")
+        (folder / "config.txt").write_text("written after the backup\n")
+        before = tree_manifest(folder)
+        with pytest.raises(OperationFailedError, match="held before"):
+            backups.restore(settings, record.id, destination=name, force=True)
+        assert tree_manifest(folder).sha256 == before.sha256
+        assert not list(folder.parent.glob("before-restore-*"))
+    finally:
+        subprocess.run(["umount", str(pinned)], check=False)
         store.close()

@@ -94,6 +94,12 @@ def test_files_round_trip_is_byte_identical_and_never_overwrites_without_force(
         assert tree_manifest(source).sha256 == original.sha256
         aside = Path(forced.details["previous_moved_to"])
         assert (aside / "a.txt").read_text() == "changed after the backup\n"
+        # The same backup restored over it again keeps this copy too, under a name of its own.
+        (source / "a.txt").write_text("changed again\n")
+        again = backups.restore(settings, record.id, destination=str(source), force=True)
+        second = Path(again.details["previous_moved_to"])
+        assert second != aside and (second / "a.txt").read_text() == "changed again\n"
+        assert (aside / "a.txt").read_text() == "changed after the backup\n"
 
         checked, verify = backups.verify(settings, record.id)
         assert verify.ok and checked.verify_status == "ok"

@@ -18,6 +18,8 @@ from tests.integration.backup.helpers import settings_for
 from zerodown.backup import Backups, BackupScheduler, BackupSettings, BackupStatus
 from zerodown.backup.scheduler import next_due, schedule_period, target_max_age
 from zerodown.core.types import ServiceName
+from zerodown.ops.alerts import AlertState, RuleEvaluator, default_rules
+from zerodown.ops.series import SeriesStore
 from zerodown.store import SqliteStore
 from zerodown.testing import FrozenClock
 
@@ -124,7 +126,11 @@ def test_a_failed_backup_waits_for_the_next_run_and_is_counted(
     samples = {s.name: s for s in scheduler.collect()}
     assert samples["zerodown_backup_failures_total"].value == 1.0
     assert samples["zerodown_backup_failures_total"].kind == "counter"
-    assert samples["zerodown_backup_last_success_timestamp_seconds"].value == 0.0
+    assert "zerodown_backup_last_success_timestamp_seconds" not in samples  # none yet
+    assert (
+        samples["zerodown_backup_first_due_timestamp_seconds"].value
+        == (START + timedelta(seconds=60)).timestamp()
+    )
     assert samples["zerodown_backup_max_age_seconds"].value == 1.5 * 86400
     assert samples["zerodown_backup_failures_total"].labels == {"service": "web", "target": "db"}
 
@@ -159,3 +165,81 @@ def test_a_target_being_backed_up_elsewhere_is_skipped(
     clock.advance(60)
     assert scheduler.tick() == []
     assert store.list_backups() == []
+
+
+class Monitor:
+    """What the controller's monitor does with the scheduler: record its metrics each minute
+    and evaluate the shipped alert rules over them."""
+
+    def __init__(self, scheduler: BackupScheduler, clock: FrozenClock) -> None:
+        self.scheduler = scheduler
+        self.clock = clock
+        self.series = SeriesStore(retention=10 * 86400)
+        self.evaluator = RuleEvaluator(default_rules(), self.series)
+
+    def minutes(self, count: int) -> set[str]:
+        """Let ``count`` minutes pass, ticking the scheduler; the alerts firing at the end."""
+        firing: set[str] = set()
+        for _ in range(count):
+            self.clock.advance(60)
+            self.scheduler.tick()
+            at = self.clock.now().timestamp()
+            for sample in self.scheduler.collect():
+                self.series.append(sample.name, sample.labels, sample.value, at)
+            alerts = self.evaluator.evaluate(at)
+            firing = {a.rule for a in alerts if a.state is AlertState.FIRING}
+        return firing
+
+
+def test_a_target_is_not_alerted_on_before_its_first_backup_was_due(
+    store: SqliteStore, clock: FrozenClock, folder: Path
+) -> None:
+    """Before a target's first backup, no alert; once it is more than maxAge past its first
+    due time with no good backup, ZerodownBackupMissing (not the newest-backup-age alert)."""
+    settings = settings_for(
+        folder, "- {name: db, kind: sqlite, path: ./app.db, schedule: '0 3 * * *', maxAge: 1h}"
+    )
+    scheduler = scheduler_for(store, clock, settings)
+    monitor = Monitor(scheduler, clock)
+    (folder / "app.db").rename(folder / "gone.db")  # every backup fails
+    assert monitor.minutes(1) == set()  # 03:00: the first is due and fails
+    (failed,) = store.list_backups()
+    assert failed.status == BackupStatus.FAILED
+    assert monitor.minutes(60) == set()  # 04:00: not yet maxAge past the due time
+    assert monitor.minutes(10) == {"ZerodownBackupMissing"}  # 04:10 (pending for 5m)
+    # A restarted controller still knows when the first was due: its failed attempt.
+    again = scheduler_for(store, clock, settings)
+    assert again.first_due(settings, settings.spec.targets[0]) == failed.started_at
+    # A good backup replaces the condition with the age of the newest good backup.
+    (folder / "gone.db").rename(folder / "app.db")
+    scheduler.backups.take(settings, "db")
+    names = {s.name for s in scheduler.collect()}
+    assert "zerodown_backup_first_due_timestamp_seconds" not in names
+    assert "zerodown_backup_last_success_timestamp_seconds" in names
+    assert monitor.minutes(10) == set()
+
+
+def test_a_removal_left_half_done_is_finished_by_the_scheduler(
+    store: SqliteStore, clock: FrozenClock, folder: Path
+) -> None:
+    """A backup left ``pruning`` (killed after marking, or its ``restic prune`` failed) is
+    finished on the scheduler's first tick, and again every retry interval after that, without
+    waiting for a controller restart or the target's next retention run."""
+    settings = settings_for(folder, "- {name: db, kind: sqlite, path: ./app.db}")
+    backups = Backups(store, clock=clock)
+    scheduler = BackupScheduler(backups, lambda: [settings], clock=clock, max_jitter=0.0)
+    first = backups.take(settings, "db")
+    backups.mark_pruning([first], reason="retention: keepLast 1")  # then the process died
+    scheduler.tick()
+    assert store.get_backup(first.id).status == BackupStatus.PRUNED
+    assert not Path(first.artifacts[0].location).exists()
+
+    second = backups.take(settings, "db")
+    backups.mark_pruning([second], reason="retention: keepLast 1")
+    clock.advance(60)
+    scheduler.tick()  # within the interval: left for later
+    assert store.get_backup(second.id).status == BackupStatus.PRUNING
+    clock.advance(600)  # the default retry interval, ten minutes
+    scheduler.tick()
+    assert store.get_backup(second.id).status == BackupStatus.PRUNED
+    assert not Path(second.artifacts[0].location).exists()

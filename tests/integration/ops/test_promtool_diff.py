@@ -338,6 +338,14 @@ def _default_rule_series(steps: int) -> dict[str, list[Point]]:
         'zerodown_backup_max_age_seconds{service="web",target="db"}': _series(
             steps, lambda i: 900.0
         ),
+        # A target first due at minute 5 never gets a good backup: no last-success series, and
+        # from minute 20 (15 minutes after it was due) it has none for longer than allowed.
+        'zerodown_backup_first_due_timestamp_seconds{service="web",target="files"}': _series(
+            steps, lambda i: 5 * 60.0
+        ),
+        'zerodown_backup_max_age_seconds{service="web",target="files"}': _series(
+            steps, lambda i: 900.0
+        ),
     }
 
 
@@ -356,6 +364,7 @@ DEFAULT_RULES = Case(
         "ZerodownInstanceRestarted",
         "ZerodownBackupFailed",
         "ZerodownBackupTooOld",
+        "ZerodownBackupMissing",
     ),
 )
 

@@ -272,6 +272,7 @@ def test_default_rules_cover_the_seed_thresholds() -> None:
         "ZerodownInstanceRestarted",
         "ZerodownBackupFailed",
         "ZerodownBackupTooOld",
+        "ZerodownBackupMissing",
     ]
     thresholds = {rule.name: rule.expr_text for group in default_rules() for rule in group.rules}
     assert "> 0.05" in thresholds["ZerodownHighErrorRate"]

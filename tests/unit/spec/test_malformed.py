@@ -203,13 +203,29 @@ CASES: dict[str, Case] = {
         MINIMAL + "strategy:\n  rolling: {}\n  canary: {}\n",
         6,
         "strategy.canary",
-        "expected exactly one strategy (rolling, blueGreen or canary), found rolling and canary",
+        "expected exactly one strategy (rolling, blueGreen, canary or native), found rolling and "
+        "canary",
     ),
     "strategy without a kind": Case(
         MINIMAL + "strategy: {}\n",
         4,
         "strategy",
-        "expected exactly one strategy (rolling, blueGreen or canary), found none",
+        "expected exactly one strategy (rolling, blueGreen, canary or native), found none",
+    ),
+    "native strategy off swarm": Case(
+        MINIMAL + "strategy:\n  native: {parallelism: 2}\n",
+        5,
+        "strategy.native",
+        "expected platform swarm for the native strategy (Swarm's own update), got platform local",
+        "set 'platform: swarm', or choose rolling, blueGreen or canary",
+    ),
+    "native order misspelt": Case(
+        "service: web\nplatform: swarm\nrun:\n  image: web:1\n"
+        "strategy:\n  native: {order: start-frist}\n",
+        6,
+        "strategy.native.order",
+        "expected start-first or stop-first, got 'start-frist'",
+        "did you mean 'start-first'?",
     ),
     "two probe kinds": Case(
         MINIMAL + "healthCheck:\n  http: {path: /healthz}\n  tcp: {}\n",
