@@ -32,7 +32,7 @@ unit: $(STAMP)
 # dockerd is started for the container tests and stopped afterwards, even when tests fail;
 # pytest's exit status (exit 5 for 'no tests' included) is what make returns.
 test: $(STAMP) system-test lint
-	@trap 'scripts/dockerd.sh stop' EXIT; scripts/dockerd.sh start && $(BIN)/pytest
+	@trap 'scripts/dockerd.sh stop' EXIT; scripts/dockerd.sh start && $(BIN)/pytest -n 2 --dist loadgroup
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
