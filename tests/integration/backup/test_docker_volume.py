@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import require_component
 from tests.integration.backup.helpers import open_backups, require_tool, settings_for
 from zerodown.backup import BackupStatus, tree_manifest
 from zerodown.core.errors import OperationFailedError, RefusedError
@@ -121,7 +122,7 @@ def test_a_forced_restore_that_fails_part_way_leaves_the_volume_as_it_was(
     pinned.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "zerodown-test", str(pinned)], check=False)
     if mounted.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+        require_component("tmpfs mount", "mounting a tmpfs needs root and CAP_SYS_ADMIN")
     try:
         for number in range(5):
             (folder / f"file-{number}.txt").write_text(f"live {number}\n")
