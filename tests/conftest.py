@@ -25,15 +25,3 @@ def require_component(name: str, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{name} is required in CI: {reason}")
     pytest.skip(f"{name} unavailable: {reason}")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``make test`` runs the suite on two workers (pytest-xdist, ``--dist loadgroup``). Tests
-    that use the Docker engine share one worker: Swarm service names and the test images are
-    engine-wide, so two of them at once could step on each other."""
-    for item in items:
-        names = getattr(item, "fixturenames", ())
-        engine = {"docker_engine", "swarm_engine", "app_image"} & set(names)
-        # Some tests ask for the engine at run time (request.getfixturevalue): their ids say so.
-        if engine or "docker" in item.nodeid.lower() or "swarm" in item.nodeid.lower():
-            item.add_marker(pytest.mark.xdist_group("docker"))

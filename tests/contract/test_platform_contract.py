@@ -31,6 +31,9 @@ from zerodown.platforms.base import (
 from zerodown.platforms.local import LocalPlatform
 from zerodown.testing import FakePlatform
 
+# Tests that use the Docker engine run on their own, one at a time (see the Makefile).
+pytestmark = pytest.mark.docker
+
 __all__ = ["ledger"]  # the fixture, imported for pytest
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "app.py"

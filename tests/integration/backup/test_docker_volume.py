@@ -17,7 +17,8 @@ from tests.integration.backup.helpers import open_backups, require_tool, setting
 from zerodown.backup import BackupStatus, tree_manifest
 from zerodown.core.errors import OperationFailedError, RefusedError
 
-pytestmark = pytest.mark.integration
+# Tests that use the Docker engine run on their own, one at a time (see the Makefile).
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 
 @pytest.fixture

@@ -18,6 +18,9 @@ import pytest
 from tests.fixtures.zerodown import Controller, Env, free_port, start_controller, wait_until
 from tests.integration.engine.test_rollouts import Load, assert_no_rollout_failures
 
+# Tests that use the Docker engine run on their own, one at a time (see the Makefile).
+pytestmark = pytest.mark.docker
+
 
 def container_spec(
     *, platform: str, image: str, port: int, strategy: str, env: dict[str, str] | None = None

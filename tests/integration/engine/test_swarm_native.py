@@ -23,7 +23,8 @@ from tests.fixtures.net import free_port
 from tests.fixtures.zerodown import Controller, Env, start_controller, wait_until
 from tests.integration.engine.test_rollouts import Load, assert_no_rollout_failures
 
-pytestmark = pytest.mark.integration
+# Tests that use the Docker engine run on their own, one at a time (see the Makefile).
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 NATIVE = (
     "  native: {parallelism: 1, delay: 1s, order: start-first, failureAction: pause, monitor: 2s}\n"

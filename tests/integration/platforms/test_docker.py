@@ -24,7 +24,8 @@ from zerodown.core.types import Address, InstanceId, Revision, ServiceName, Vers
 from zerodown.platforms.base import Instance, InstanceRequest, InstanceState
 from zerodown.platforms.docker import BuildContext, ContainerRequest, DockerPlatform
 
-pytestmark = pytest.mark.integration
+# Tests that use the Docker engine run on their own, one at a time (see the Makefile).
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 SECRET = "s3cr3t-value-never-logged"
 # A command that ignores SIGTERM, so only the grace period's SIGKILL stops it.

@@ -25,7 +25,8 @@ from zerodown.platforms.base import Instance, InstanceState
 from zerodown.platforms.docker import ContainerRequest
 from zerodown.platforms.swarm import SwarmPlatform
 
-pytestmark = pytest.mark.integration
+# Tests that use the Docker engine run on their own, one at a time (see the Makefile).
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 
 def _request(image: str, **changes: Any) -> ContainerRequest:
